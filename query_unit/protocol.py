@@ -1,0 +1,34 @@
+"""The narrow interface the decode loop talks to. `query_unit` never imports `service`."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from query_unit.types import Evidence, Pause, TokenStep
+from retrieval.types import Passage
+
+
+class Searcher(Protocol):
+    """Anything that answers a query with passages (the local index, the web, both)."""
+
+    def search(self, query: str, k: int = 4) -> list[Passage]: ...
+
+
+class TurnMonitor(Protocol):
+    """Watches one answer being written and says when to stop and look something up."""
+
+    def before_generation(self) -> Pause | None:
+        """A chance to search before the first token."""
+
+    def observe(self, step: TokenStep) -> Pause | None:
+        """Called with each chosen token before it is kept; a Pause withdraws it."""
+
+    def gather(self, pause: Pause) -> Evidence:
+        """Search for the pause's query and keep what answers it. Never raises."""
+
+    def resumed(self, kept_tokens: int) -> None:
+        """Decoding goes on after an evidence block; the draft kept `kept_tokens` tokens."""
+
+
+class QueryUnit(Protocol):
+    def begin_turn(self, question: str) -> TurnMonitor: ...

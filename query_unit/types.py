@@ -1,0 +1,47 @@
+"""What crosses the boundary between the decode loop and the query unit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from retrieval.types import Passage
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStep:
+    """One decoding step as the query unit sees it: the chosen token and how sure the model was."""
+
+    token_id: int
+    text: str
+    prob: float
+    entropy: float
+    margin: float  # probability of the best token minus the second best
+    top: tuple[tuple[int, float], ...]  # the k most likely (token id, probability), best first
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """The unit's request to stop and look something up.
+
+    `keep_tokens` is how many generated tokens survive: decoding rolls back to there (the start
+    of the uncertain sentence) and resumes after the evidence.
+    """
+
+    reason: str
+    query: str
+    keep_tokens: int
+    trigger_text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a search gave back: the passages to read, or why there are none."""
+
+    query: str
+    passages: tuple[Passage, ...] = ()
+    error: str | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.passages)

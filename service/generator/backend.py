@@ -1,0 +1,120 @@
+"""The generator interface both engines implement: a token sequence held in a KV cache.
+
+An engine only evaluates tokens, truncates its cache and reports next-token logits; this
+base class owns the bookkeeping (which tokens are cached, how many were ever evaluated) so
+that pausing, rolling back and resuming behave the same on every engine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from query_unit.types import TokenStep
+from service.generator.sampling import Sampler
+
+
+class ContextOverflow(ValueError):
+    """The tokens would not fit in the model's context window."""
+
+
+class Backend(ABC):
+    name: str = "backend"
+
+    def __init__(self, n_ctx: int) -> None:
+        self.n_ctx = n_ctx
+        self.tokens: list[int] = []  # exactly what the KV cache holds, in order
+        self.n_evaluated = 0  # every token ever run through the model: proves reuse
+        self._logits_fresh = False
+
+    # --- what an engine provides -------------------------------------------------------
+    @abstractmethod
+    def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        """Text to ids. With special=False, control-token spellings stay plain text."""
+
+    @abstractmethod
+    def token_bytes(self, token_id: int) -> bytes:
+        """The raw bytes one token stands for (a piece of a UTF-8 character possibly)."""
+
+    @property
+    @abstractmethod
+    def eos_token_ids(self) -> frozenset[int]:
+        """Tokens that end the assistant's turn."""
+
+    @abstractmethod
+    def _evaluate(self, tokens: list[int]) -> None:
+        """Run the model over tokens placed right after `self.tokens` (cache already trimmed)."""
+
+    @abstractmethod
+    def _truncate(self, n: int) -> None:
+        """Drop cache entries at positions >= n."""
+
+    @abstractmethod
+    def _last_logits(self) -> np.ndarray:
+        """Next-token logits after the last evaluated token (float32, one per vocabulary entry)."""
+
+    # --- shared behaviour --------------------------------------------------------------
+    def special_id(self, text: str) -> int:
+        ids = self.tokenize(text, special=True)
+        if len(ids) != 1:
+            raise ValueError(f"{text!r} is not a single special token in this vocabulary")
+        return ids[0]
+
+    def append(self, tokens: list[int]) -> None:
+        """Prefill: evaluate tokens after what is cached."""
+        if not tokens:
+            return
+        if len(self.tokens) + len(tokens) > self.n_ctx:
+            raise ContextOverflow(
+                f"{len(self.tokens) + len(tokens)} tokens exceed the context window of {self.n_ctx}"
+            )
+        self._evaluate(list(tokens))
+        self.tokens.extend(tokens)
+        self.n_evaluated += len(tokens)
+        self._logits_fresh = True
+
+    def rollback(self, n: int) -> None:
+        """Keep the first n cached tokens; forget the rest."""
+        if n < 0 or n > len(self.tokens):
+            raise ValueError(f"cannot roll back to {n}: {len(self.tokens)} tokens are cached")
+        if n == len(self.tokens):
+            return
+        self._truncate(n)
+        del self.tokens[n:]
+        self._logits_fresh = False
+
+    def load_prompt(self, tokens: list[int]) -> int:
+        """Make the cache hold exactly `tokens`, reusing the longest cached prefix.
+
+        Returns how many tokens were reused rather than evaluated.
+        """
+        if not tokens:
+            raise ValueError("empty prompt")
+        shared = 0
+        for a, b in zip(self.tokens, tokens):
+            if a != b:
+                break
+            shared += 1
+        # The last prompt token is always evaluated: its logits pick the first answer token.
+        shared = min(shared, len(tokens) - 1)
+        self.rollback(shared)
+        self.append(tokens[shared:])
+        return shared
+
+    def logits(self) -> np.ndarray:
+        if not self.tokens:
+            raise RuntimeError("nothing evaluated yet")
+        if not self._logits_fresh:
+            # After a bare rollback the engine has no logits for the new last position.
+            last = self.tokens[-1]
+            self.rollback(len(self.tokens) - 1)
+            self.append([last])
+        return self._last_logits()
+
+    def step(self, sampler: Sampler, banned: frozenset[int] = frozenset()) -> TokenStep:
+        """Choose the next token (not yet appended) with its confidence signals."""
+        return sampler.step(self.logits(), self.piece, banned)
+
+    def piece(self, token_id: int) -> str:
+        return self.token_bytes(token_id).decode("utf-8", errors="replace")

@@ -1,0 +1,181 @@
+"""The decode loop: one token at a time, with the pause as an ordinary branch.
+
+On a pause the KV cache is rolled back to the start of the uncertain sentence, an evidence
+block is appended, and decoding resumes from there. Tokens before the rollback point stay
+in the cache and are never evaluated again.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from query_unit.protocol import TurnMonitor
+from query_unit.types import Pause
+from retrieval.types import Passage
+from service.generator.backend import Backend
+from service.generator.chat_template import ChatTemplate
+from service.generator.events import (
+    DoneEvent,
+    Event,
+    EvidenceEvent,
+    NoticeEvent,
+    PauseEvent,
+    ResumeEvent,
+    TokenEvent,
+)
+from service.generator.evidence_block import evidence_block
+from service.generator.sampling import Sampler, SamplingParams
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    max_tokens: int = 256
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stop: tuple[str, ...] = ()
+
+
+def generate(
+    backend: Backend,
+    template: ChatTemplate,
+    prompt: Sequence[int],
+    monitor: TurnMonitor | None = None,
+    params: GenerationParams = GenerationParams(),
+) -> Iterator[Event]:
+    """Answer the prompt, pausing whenever the monitor asks to look something up."""
+    evaluated_before = backend.n_evaluated
+    reused = backend.load_prompt(list(prompt))
+    sampler = Sampler(params.sampling)
+    stops = _StopMatcher(params.stop)
+
+    segment_start = len(backend.tokens)  # where the current stretch of answer begins in the cache
+    segment: list[int] = []  # answer tokens since the last evidence block
+    committed = ""  # answer text from before the last evidence block
+    completion_tokens = searches = 0
+    sources: list[Passage] = []
+    notices: list[str] = []
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    finish = "length"
+
+    pause: Pause | None = monitor.before_generation() if monitor else None
+    while True:
+        if pause is not None:
+            searches += 1
+            retracted = _decode(backend, segment[pause.keep_tokens :])
+            yield PauseEvent(reason=pause.reason, query=pause.query, retracted=retracted)
+            evidence = monitor.gather(pause)
+            yield EvidenceEvent(query=evidence.query, passages=evidence.passages, error=evidence.error)
+            if evidence.ok:
+                kept = segment[: pause.keep_tokens]
+                backend.rollback(segment_start + len(kept))
+                block = evidence_block(template, evidence, draft_kept=bool(kept))
+                backend.append(block)
+                committed = _join(committed, _decode(backend, kept))
+                completion_tokens -= len(segment) - len(kept)
+                sources.extend(evidence.passages)
+                segment, segment_start = [], len(backend.tokens)
+                decoder.reset()
+                stops.reset()
+                monitor.resumed(len(kept))
+                yield ResumeEvent(kept_tokens=len(kept), evidence_tokens=len(block))
+            elif evidence.error is not None:
+                # The search failed: carry on with the draft as it stands; the answer says so.
+                notice = f'(I could not look up "{evidence.query}": {evidence.error}.)'
+                if notice not in notices:
+                    notices.append(notice)
+            # With nothing new to read, the draft simply goes on.
+            pause = None
+
+        if completion_tokens >= params.max_tokens:
+            break
+        # An answer is never empty: right after an evidence block the model may try to stop.
+        empty = not committed and not segment
+        step = backend.step(sampler, banned=backend.eos_token_ids if empty else frozenset())
+        if step.token_id in backend.eos_token_ids:
+            finish = "stop"
+            break
+        pause = monitor.observe(step) if monitor else None
+        if pause is not None:
+            continue  # the token is withdrawn with the rest of its sentence
+
+        backend.append([step.token_id])
+        segment.append(step.token_id)
+        completion_tokens += 1
+        text = decoder.decode(backend.token_bytes(step.token_id))
+        visible, hit = stops.feed(text)
+        yield TokenEvent(text=visible, step=step)
+        if hit:
+            finish = "stop"
+            break
+
+    tail = stops.flush()
+    if tail:
+        yield NoticeEvent(text=tail)
+    text = _join(committed, stops.segment_text())
+    for notice in notices:
+        yield NoticeEvent(text="\n\n" + notice)
+        text += "\n\n" + notice
+    yield DoneEvent(
+        text=text,
+        finish_reason=finish,
+        prompt_tokens=len(prompt),
+        completion_tokens=completion_tokens,
+        evaluated_tokens=backend.n_evaluated - evaluated_before,
+        reused_tokens=reused,
+        searches=searches,
+        sources=tuple(sources),
+    )
+
+
+def _decode(backend: Backend, tokens: Sequence[int]) -> str:
+    return b"".join(backend.token_bytes(t) for t in tokens).decode("utf-8", errors="replace")
+
+
+def _join(before: str, after: str) -> str:
+    if not before:
+        return after
+    if not after or before[-1].isspace() or after[0].isspace():
+        return before + after
+    return before + " " + after
+
+
+class _StopMatcher:
+    """Holds back text that could be the start of a stop string, and cuts at a full match."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.reset()
+
+    def reset(self) -> None:
+        self._shown = ""  # segment text already released
+        self._held = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        pending = self._held + text
+        for stop in self.stops:
+            at = pending.find(stop)
+            if at >= 0:
+                self._held = ""
+                self._shown += pending[:at]
+                return pending[:at], True
+        keep = max((_overlap(pending, s) for s in self.stops), default=0)
+        release, self._held = pending[: len(pending) - keep], pending[len(pending) - keep :]
+        self._shown += release
+        return release, False
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        self._shown += held
+        return held
+
+    def segment_text(self) -> str:
+        return self._shown
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest end of `text` that begins `stop`."""
+    for n in range(min(len(text), len(stop) - 1), 0, -1):
+        if stop.startswith(text[-n:]):
+            return n
+    return 0

@@ -1,0 +1,65 @@
+"""The default CPU engine: llama.cpp over a GGUF file, driven one token at a time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from service.generator.backend import Backend
+
+
+class LlamaCppBackend(Backend):
+    name = "llama_cpp"
+
+    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+        import llama_cpp
+
+        super().__init__(n_ctx)
+        threads = n_threads or os.cpu_count() or 1
+        self._lib = llama_cpp
+        self.llm = llama_cpp.Llama(
+            model_path=str(model_path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=512,
+            logits_all=False,
+            verbose=False,
+        )
+        self.model_path = Path(model_path)
+        self._n_vocab = self.llm.n_vocab()
+        vocab = self._lib.llama_model_get_vocab(self.llm.model)
+        self._eos = frozenset(
+            t for t in range(self._n_vocab) if self._lib.llama_vocab_is_eog(vocab, t)
+        )
+        self._pieces: dict[int, bytes] = {}
+
+    def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        piece = self._pieces.get(token_id)
+        if piece is None:
+            piece = self.llm.detokenize([token_id], special=True)
+            self._pieces[token_id] = piece
+        return piece
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        return self._eos
+
+    def _evaluate(self, tokens: list[int]) -> None:
+        # Llama.eval drops cache entries from its n_tokens on, then decodes in batches.
+        self.llm.n_tokens = len(self.tokens)
+        self.llm.eval(tokens)
+
+    def _truncate(self, n: int) -> None:
+        self.llm._ctx.kv_cache_seq_rm(-1, n, -1)
+        self.llm.n_tokens = n
+
+    def _last_logits(self) -> np.ndarray:
+        pointer = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
+        # A view into llama.cpp's buffer: valid until the next decode, read at once by the sampler.
+        return np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))

@@ -1,0 +1,87 @@
+"""Turn next-token logits into a chosen token and the confidence signals the query unit reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from query_unit.types import TokenStep
+
+# Top-p looks at this many candidates first; a full sort of the vocabulary costs milliseconds.
+_TOP_P_CANDIDATES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How to pick tokens. temperature 0 means greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    top_k_signals: int = 5
+
+
+class Sampler:
+    """Chooses tokens; the signals always describe the model's own (untempered) distribution."""
+
+    def __init__(self, params: SamplingParams) -> None:
+        self.params = params
+        self._rng = np.random.default_rng(params.seed)
+
+    def step(
+        self, logits: np.ndarray, piece: Callable[[int], str], banned: frozenset[int] = frozenset()
+    ) -> TokenStep:
+        if banned:
+            logits = logits.copy()
+            logits[list(banned)] = -np.inf
+        k = self.params.top_k_signals
+        top_ids = np.argpartition(logits, -k)[-k:]
+        top_ids = top_ids[np.argsort(logits[top_ids])[::-1]]
+        peak = float(logits[top_ids[0]])
+        shifted = logits - peak
+        weights = np.exp(shifted)
+        total = float(weights.sum())
+        # H = log Z - E[logit - peak]; avoids a second pass with log().
+        entropy = float(np.log(total) - float(np.dot(weights, shifted)) / total)
+        top_probs = np.exp(logits[top_ids] - peak) / total
+
+        if self.params.temperature <= 0.0:
+            chosen = int(top_ids[0])
+            prob = float(top_probs[0])
+        else:
+            chosen = self._sample(logits, peak)
+            prob = float(np.exp(float(logits[chosen]) - peak) / total)
+        margin = float(top_probs[0] - top_probs[1]) if k > 1 else float(top_probs[0])
+        return TokenStep(
+            token_id=chosen,
+            text=piece(chosen),
+            prob=prob,
+            entropy=entropy,
+            margin=margin,
+            top=tuple((int(i), float(p)) for i, p in zip(top_ids, top_probs)),
+        )
+
+    def _sample(self, logits: np.ndarray, peak: float) -> int:
+        t = self.params.temperature
+        top_p = self.params.top_p
+        if top_p >= 1.0:
+            scaled = np.exp((logits - peak) / t)
+            return int(self._rng.choice(len(logits), p=scaled / scaled.sum()))
+        n = min(_TOP_P_CANDIDATES, len(logits))
+        cand = np.argpartition(logits, -n)[-n:]
+        cand = cand[np.argsort(logits[cand])[::-1]]
+        full = np.exp((logits - peak) / t)
+        z = float(full.sum())
+        probs = full[cand] / z
+        cum = np.cumsum(probs)
+        cut = int(np.searchsorted(cum, top_p)) + 1
+        if cut > n:  # the candidates do not reach top_p: fall back to the whole vocabulary
+            order = np.argsort(full)[::-1]
+            cum = np.cumsum(full[order]) / z
+            cut = int(np.searchsorted(cum, top_p)) + 1
+            cand, probs = order, full[order] / z
+        kept = probs[:cut]
+        return int(cand[int(self._rng.choice(cut, p=kept / kept.sum()))])
+

