@@ -75,7 +75,10 @@ class SimpleTurn:
     def observe(self, step: TokenStep) -> Pause | None:
         content = is_content_piece(step.text)
         grounded = step.text.strip().lower() in self.known_text
-        if content and not grounded and step.prob < self._threshold():
+        # The sentence right after an evidence block is the one that evidence was for:
+        # searching again before it ends only stacks blocks on an answer not yet given.
+        settling = bool(self.shown) and self.sentence_start == 0
+        if content and not grounded and not settling and step.prob < self._threshold():
             query = self._query(trigger=step.text)
             if self._may_search(query):
                 return Pause(

@@ -20,7 +20,10 @@ class Embedder:
 
         self.model_name = model or default_embedder_path()
         self._model = SentenceTransformer(self.model_name, device=device)
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension  # sentence-transformers < 6
+        )
+        self.dim = int(dimension())
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:

@@ -35,7 +35,7 @@ class Sampler:
     ) -> TokenStep:
         if banned:
             logits = logits.copy()
-            logits[list(banned)] = -np.inf
+            logits[list(banned)] = -1e30  # finite: exp() gives 0 and 0 * -1e30 stays 0
         k = self.params.top_k_signals
         top_ids = np.argpartition(logits, -k)[-k:]
         top_ids = top_ids[np.argsort(logits[top_ids])[::-1]]
