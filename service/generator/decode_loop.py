@@ -99,15 +99,14 @@ def generate(
         if pause is not None:
             continue  # the token is withdrawn with the rest of its sentence
 
-        backend.append([step.token_id])
         segment.append(step.token_id)
         completion_tokens += 1
-        text = decoder.decode(backend.token_bytes(step.token_id))
-        visible, hit = stops.feed(text)
-        yield TokenEvent(text=visible, step=step)
+        visible, hit = stops.feed(decoder.decode(backend.token_bytes(step.token_id)))
+        yield TokenEvent(text=visible, step=step)  # shown before it is evaluated, as llama.cpp does
         if hit:
             finish = "stop"
             break
+        backend.append([step.token_id])
 
     tail = stops.flush()
     if tail:

@@ -1,0 +1,123 @@
+"""Decode speed: raw llama-cpp-python `create_completion` vs our loop with the query unit watching.
+
+Both run greedy on the same prompt, in this process, interleaved, with a cold KV cache each
+time; our loop computes every token's signals and asks the query unit about each one (its
+threshold is 0 so that it never pauses). Prints tokens/s, time to first token and the ratio,
+and writes bench/results/decode.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from llama_cpp import Llama  # noqa: E402
+
+from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig  # noqa: E402
+from service.generator.chat_template import ChatMessage, ChatTemplate  # noqa: E402
+from service.generator.decode_loop import GenerationParams, generate  # noqa: E402
+from service.generator.events import TokenEvent  # noqa: E402
+from service.generator.llama_backend import LlamaCppBackend  # noqa: E402
+from service.generator.model_files import default_gguf_path  # noqa: E402
+
+QUESTION = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
+
+
+class NoSearch:
+    def search(self, query: str, k: int = 4) -> list:
+        raise AssertionError("the benchmark must not pause")
+
+
+def run_raw(llm: Llama, prompt: list[int], n: int) -> tuple[float, float, int]:
+    llm.reset()
+    start = time.perf_counter()
+    first = None
+    count = 0
+    for chunk in llm.create_completion(prompt, max_tokens=n, temperature=0.0, stream=True):
+        if chunk["choices"][0]["finish_reason"] is not None:
+            break  # the closing chunk carries no token
+        if first is None:
+            first = time.perf_counter()
+        count += 1
+    end = time.perf_counter()
+    return end - start, first - start, count
+
+
+def run_ours(backend: LlamaCppBackend, template: ChatTemplate, prompt: list[int], n: int) -> tuple[float, float, int]:
+    unit = SimpleQueryUnit(NoSearch(), lambda s: len(s.split()), SimpleUnitConfig(prob_threshold=0.0))
+    backend.rollback(0)
+    start = time.perf_counter()
+    first = None
+    count = 0
+    for event in generate(backend, template, prompt, unit.begin_turn(QUESTION), GenerationParams(max_tokens=n)):
+        if isinstance(event, TokenEvent):
+            if first is None:
+                first = time.perf_counter()
+            count += 1
+    end = time.perf_counter()
+    return end - start, first - start, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "decode.json")
+    args = parser.parse_args()
+
+    path = default_gguf_path()
+    threads = os.cpu_count() or 1
+    raw = Llama(model_path=str(path), n_ctx=4096, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+    ours = LlamaCppBackend(path, n_ctx=4096, n_threads=threads)
+    template = ChatTemplate(ours)
+    prompt = template.prompt([ChatMessage("user", QUESTION)], "You are a helpful assistant.")
+
+    run_raw(raw, prompt, 16)  # warm both up
+    run_ours(ours, template, prompt, 16)
+    raw_runs, our_runs = [], []
+    for _ in range(args.reps):
+        raw_runs.append(run_raw(raw, prompt, args.tokens))
+        our_runs.append(run_ours(ours, template, prompt, args.tokens))
+
+    def summary(runs: list[tuple[float, float, int]]) -> dict:
+        # Decode speed after the first token, so that prefill does not blur it.
+        rates = [(count - 1) / (total - first) for total, first, count in runs]
+        return {
+            "tokens": runs[0][2],
+            "tokens_per_s": statistics.median(rates),
+            "ttft_s": statistics.median(first for _, first, _ in runs),
+            "total_s": statistics.median(total for total, _, _ in runs),
+        }
+
+    raw_s, our_s = summary(raw_runs), summary(our_runs)
+    result = {
+        "benchmark": "decode",
+        "model": path.name,
+        "prompt_tokens": len(prompt),
+        "reps": args.reps,
+        "threads": threads,
+        "machine": platform.processor() or platform.machine(),
+        "baseline_llama_cpp_create_completion": raw_s,
+        "ours_decode_loop_with_query_unit": our_s,
+        "ratio_tokens_per_s": our_s["tokens_per_s"] / raw_s["tokens_per_s"],
+        "ratio_ttft": our_s["ttft_s"] / raw_s["ttft_s"],
+        "target_ratio": 0.95,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"tokens generated: baseline {raw_s['tokens']}, ours {our_s['tokens']} (prompt {len(prompt)})")
+    print(f"baseline create_completion: {raw_s['tokens_per_s']:.1f} tokens/s, first token {raw_s['ttft_s'] * 1000:.0f} ms")
+    print(f"ours (loop + query unit):   {our_s['tokens_per_s']:.1f} tokens/s, first token {our_s['ttft_s'] * 1000:.0f} ms")
+    print(f"ratio tokens/s: {result['ratio_tokens_per_s']:.3f} (target >= 0.95); ratio first token: {result['ratio_ttft']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
