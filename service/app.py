@@ -1,0 +1,143 @@
+"""Routes. Heavy objects are built in the lifespan and handed to routes through app.state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException
+
+from service.completions import CompletionBuilder, collect
+from service.engine import Engine
+from service.errors import (
+    APIError,
+    api_error_handler,
+    error_body,
+    http_error_handler,
+    validation_error_handler,
+)
+from service.generator.backend import ContextOverflow
+from service.generator.chat_template import ChatMessage
+from service.generator.decode_loop import GenerationParams
+from service.generator.sampling import SamplingParams
+from service.settings import Settings
+from service.types import ChatCompletionRequest
+from service.worker import GenerationWorker
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_TOKENS = 512
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """The app; the engine loads in the background so that /health answers 503 meanwhile."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = engine
+        app.state.load_error = None
+        app.state.worker = GenerationWorker()
+        loader = None
+        if engine is None:
+
+            async def load() -> None:
+                try:
+                    app.state.engine = await asyncio.to_thread(Engine.load, settings)
+                except Exception as exc:  # reported by /health rather than killing the server
+                    log.exception("loading failed")
+                    app.state.load_error = str(exc)
+
+            loader = asyncio.create_task(load())
+        yield
+        if loader is not None:
+            loader.cancel()
+        app.state.worker.stop()
+
+    app = FastAPI(title="ragpause", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(APIError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+
+    def ready_engine(request: Request) -> Engine:
+        loaded = request.app.state.engine
+        if loaded is None:
+            raise APIError(503, "the model is still loading", "service_unavailable", code="loading")
+        return loaded
+
+    @app.get("/health")
+    async def health(request: Request) -> JSONResponse:
+        if request.app.state.load_error:
+            return JSONResponse({"status": "error", "error": request.app.state.load_error}, status_code=503)
+        if request.app.state.engine is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ok", "queued": request.app.state.worker.waiting})
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": settings.model_name, "object": "model", "created": 0, "owned_by": "ragpause"}],
+        }
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
+        engine_ = ready_engine(request)
+        messages = [ChatMessage("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
+        if not any(m.role == "user" for m in messages):
+            raise APIError(400, "messages must contain at least one user message", param="messages")
+        prompt_len = len(engine_.prompt(messages))
+        limit = body.token_limit(DEFAULT_MAX_TOKENS)
+        if prompt_len + limit > engine_.backend.n_ctx:
+            if prompt_len >= engine_.backend.n_ctx:
+                raise APIError(
+                    400,
+                    f"the messages take {prompt_len} tokens; this model's context holds {engine_.backend.n_ctx}",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
+            limit = engine_.backend.n_ctx - prompt_len
+        params = GenerationParams(
+            max_tokens=limit,
+            sampling=SamplingParams(
+                temperature=body.temperature,
+                top_p=body.top_p,
+                seed=body.seed,
+                top_k_signals=max(5, body.top_logprobs or 0),
+            ),
+            stop=body.stop_list(),
+        )
+        builder = CompletionBuilder(engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0)
+        events = request.app.state.worker.run(lambda: engine_.chat(messages, params, body.retrieval))
+        if not body.stream:
+            try:
+                return JSONResponse(await collect(builder, events))
+            except ContextOverflow as exc:
+                raise APIError(400, str(exc), param="messages", code="context_length_exceeded") from exc
+
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+        async def sse() -> AsyncIterator[str]:
+            try:
+                async for event in events:
+                    chunk = builder.on_event(event)
+                    if chunk is not None:
+                        yield f"data: {json.dumps(chunk)}\n\n"
+                for chunk in builder.final_chunks(include_usage):
+                    yield f"data: {json.dumps(chunk)}\n\n"
+            except Exception as exc:  # mid-stream: the status line is gone, so an error event
+                log.exception("stream failed")
+                kind = "invalid_request_error" if isinstance(exc, ContextOverflow) else "server_error"
+                yield f"data: {json.dumps(error_body(str(exc), kind))}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    return app

@@ -1,0 +1,55 @@
+"""The loaded service: model, template, index and query unit, created once at start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig
+from retrieval.embedder import Embedder
+from retrieval.memory_index import MemoryIndex
+from service.generator.backend import Backend
+from service.generator.chat_template import ChatMessage, ChatTemplate
+from service.generator.decode_loop import GenerationParams, generate
+from service.generator.events import Event
+from service.generator.loading import load_backend
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: Settings, backend: Backend, index: MemoryIndex) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.template = ChatTemplate(backend)
+        self.index = index
+        self.unit = SimpleQueryUnit(
+            index,
+            lambda text: len(backend.tokenize(text)),
+            SimpleUnitConfig(
+                prob_threshold=settings.pause_prob_threshold,
+                max_searches=settings.max_searches_per_turn,
+                evidence_token_budget=settings.evidence_token_budget,
+            ),
+        )
+
+    @classmethod
+    def load(cls, settings: Settings) -> "Engine":
+        backend = load_backend(settings)
+        index = MemoryIndex(Embedder(settings.embedder_path))
+        starter = settings.starter_dir()
+        if starter.is_dir():
+            log.info("indexed %d starter documents from %s", index.add_folder(starter), starter)
+        return cls(settings, backend, index)
+
+    def prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
+        return self.template.prompt(messages, self.settings.system_prompt)
+
+    def chat(
+        self, messages: Sequence[ChatMessage], params: GenerationParams, retrieval: str = "auto"
+    ) -> Iterator[Event]:
+        """Answer the conversation; not thread-safe (the worker runs one at a time)."""
+        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        monitor = self.unit.begin_turn(question) if retrieval != "off" else None
+        return generate(self.backend, self.template, self.prompt(messages), monitor, params)

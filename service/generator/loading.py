@@ -1,0 +1,25 @@
+"""Build the configured engine from Settings."""
+
+from __future__ import annotations
+
+from service.generator.backend import Backend
+from service.generator.model_files import default_gguf_path
+from service.settings import Settings
+
+
+def load_backend(settings: Settings) -> Backend:
+    if settings.backend == "llama_cpp":
+        from service.generator.llama_backend import LlamaCppBackend
+
+        path = settings.model_path or default_gguf_path()
+        return LlamaCppBackend(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+
+    from service.generator.transformers_backend import TransformersBackend
+
+    cache_root = settings.data_dir / "hf_cache"
+    if settings.hf_model:
+        return TransformersBackend(settings.hf_model, cache_root=cache_root, device=settings.hf_device, n_ctx=settings.n_ctx)
+    gguf = settings.model_path or default_gguf_path()
+    return TransformersBackend(
+        gguf.parent, gguf_file=gguf.name, cache_root=cache_root, device=settings.hf_device, n_ctx=settings.n_ctx
+    )

@@ -1,0 +1,126 @@
+"""The HTTP API under uvicorn on loopback, driven by the official openai client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from retrieval.memory_index import MemoryIndex
+from service.app import create_app
+from service.engine import Engine
+from service.settings import Settings
+from tests.conftest import STARTER
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def base_url(llama_backend, embedder):
+    index = MemoryIndex(embedder)
+    index.add_folder(STARTER)
+    settings = Settings(system_prompt="You are a helpful assistant.")
+    app = create_app(settings, engine=Engine(settings, llama_backend, index))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        assert time.time() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def client(base_url) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url + "/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def test_health_and_models(base_url, client) -> None:
+    assert httpx.get(base_url + "/health").json()["status"] == "ok"
+    assert [m.id for m in client.models.list()] == ["smollm2-135m-instruct"]
+
+
+def test_non_streamed_answer(client) -> None:
+    reply = client.chat.completions.create(
+        model="smollm2-135m-instruct",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=30,
+    )
+    assert "Paris" in reply.choices[0].message.content
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage.completion_tokens > 0 and reply.usage.prompt_tokens > 10
+
+
+def test_streamed_answer_shows_the_pause_and_its_sources(client) -> None:
+    stream = client.chat.completions.create(
+        model="smollm2-135m-instruct",
+        messages=[{"role": "user", "content": "Where was Zorblax Quintaro born?"}],
+        max_tokens=60,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    extras = [c.model_extra or {} for c in chunks]
+    pauses = [e["pause"] for e in extras if "pause" in e]
+    evidence = [e["evidence"] for e in extras if "evidence" in e]
+    assert pauses and "Zorblax" in pauses[0]["query"]
+    assert evidence and "zorblax" in evidence[0]["sources"][0]["source"]
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and "Vellmora" in finals[0].model_extra["answer"]
+    assert finals[0].model_extra["sources"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+
+
+def test_logprobs(client) -> None:
+    reply = client.chat.completions.create(
+        model="x",
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=5,
+        logprobs=True,
+        top_logprobs=3,
+        extra_body={"retrieval": "off"},
+    )
+    content = reply.choices[0].logprobs.content
+    assert len(content) == reply.usage.completion_tokens
+    assert all(len(t.top_logprobs) == 3 and t.logprob <= 0 for t in content)
+    assert content[0].top_logprobs[0].logprob >= content[0].top_logprobs[1].logprob
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content.str"),
+        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, "temperature"),
+        ({"messages": [{"role": "system", "content": "only a system message"}]}, "messages"),
+    ],
+)
+def test_bad_input_gets_a_400_envelope(base_url, body, param) -> None:
+    response = httpx.post(base_url + "/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
+    assert (error["param"] or "").startswith(param)
+
+
+def test_bad_json_and_too_long_context(base_url, client) -> None:
+    response = httpx.post(base_url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="x", messages=[{"role": "user", "content": "word " * 5000}])
+    assert raised.value.status_code == 400 and "context" in raised.value.message
