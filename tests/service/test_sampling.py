@@ -1,0 +1,49 @@
+"""Token choice and confidence signals on hand-made logits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from service.generator.sampling import Sampler, SamplingParams
+
+
+def piece(token_id: int) -> str:
+    return f"<{token_id}>"
+
+
+def test_greedy_signals_match_the_softmax() -> None:
+    logits = np.array([1.0, 3.0, 2.0, -1.0] + [-5.0] * 60, dtype=np.float32)
+    step = Sampler(SamplingParams()).step(logits, piece)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    assert step.token_id == 1 and step.text == "<1>"
+    assert math.isclose(step.prob, probs[1], rel_tol=1e-5)
+    assert math.isclose(step.entropy, float(-(probs * np.log(probs)).sum()), rel_tol=1e-4)
+    assert math.isclose(step.margin, probs[1] - probs[2], rel_tol=1e-5)
+    assert [t for t, _ in step.top][:4] == [1, 2, 0, 3]  # the fifth is one of many ties
+
+
+def test_banned_tokens_are_never_chosen_and_signals_stay_finite() -> None:
+    logits = np.array([9.0, 1.0, 0.5] + [0.0] * 10, dtype=np.float32)
+    step = Sampler(SamplingParams()).step(logits, piece, banned=frozenset({0}))
+    assert step.token_id == 1 and math.isfinite(step.entropy)
+    assert logits[0] == 9.0  # the caller's logits are untouched
+
+
+def test_temperature_sampling_follows_the_distribution_and_the_seed() -> None:
+    logits = np.log(np.array([0.5, 0.3, 0.2] + [1e-9] * 20, dtype=np.float32))
+    sampler = Sampler(SamplingParams(temperature=1.0, seed=3))
+    counts = np.bincount([sampler.step(logits, piece).token_id for _ in range(3000)], minlength=3)
+    assert np.allclose(counts[:3] / 3000, [0.5, 0.3, 0.2], atol=0.04)
+    again = Sampler(SamplingParams(temperature=1.0, seed=3))
+    first = Sampler(SamplingParams(temperature=1.0, seed=3))
+    assert [again.step(logits, piece).token_id for _ in range(50)] == [first.step(logits, piece).token_id for _ in range(50)]
+
+
+def test_top_p_keeps_only_the_nucleus() -> None:
+    logits = np.log(np.array([0.6, 0.25, 0.1, 0.05] + [1e-9] * 2000, dtype=np.float32))
+    sampler = Sampler(SamplingParams(temperature=1.0, top_p=0.8, seed=1))
+    chosen = {sampler.step(logits, piece).token_id for _ in range(500)}
+    assert chosen == {0, 1}
