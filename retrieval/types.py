@@ -7,10 +7,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """A piece of a document that answered a query, with where it came from and how well it matched."""
+    """A piece of a document that answered a query, with where it came from and how well it matched.
+
+    `score` ranks results within one search (its scale depends on the method); `similarity`
+    is the cosine between query and passage embeddings, comparable across searches.
+    """
 
     text: str
     source: str
     title: str = ""
     score: float = 0.0
     doc_id: str = ""
+    chunk_id: int = -1
+    similarity: float | None = None
+    start: int = 0
+    end: int = 0

@@ -1,0 +1,70 @@
+"""Sentence-aware chunks with character offsets.
+
+all-MiniLM-L6-v2 reads at most 256 word pieces, so a chunk aims at ~150 words and never
+exceeds ~200: everything in it is embedded. Neighbouring chunks share one sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n{2,}|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    text: str
+    start: int  # character offsets into the document text
+    end: int
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, whitespace trimmed."""
+    spans, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+def _split_long(text: str, start: int, end: int, max_words: int) -> list[tuple[int, int]]:
+    """Cut a run-on sentence at word boundaries."""
+    words = list(re.finditer(r"\S+", text[start:end]))
+    return [
+        (start + words[i].start(), start + words[min(i + max_words, len(words)) - 1].end())
+        for i in range(0, len(words), max_words)
+    ]
+
+
+def chunk_text(text: str, target_words: int = 150, max_words: int = 200, overlap_sentences: int = 1) -> list[Chunk]:
+    spans: list[tuple[int, int]] = []
+    for s, e in sentence_spans(text):
+        if len(text[s:e].split()) > max_words:
+            spans.extend(_split_long(text, s, e, max_words))
+        else:
+            spans.append((s, e))
+    sizes = [len(text[s:e].split()) for s, e in spans]
+
+    chunks: list[Chunk] = []
+    i = 0
+    while i < len(spans):
+        j, words = i, 0
+        while j < len(spans) and (j == i or words + sizes[j] <= max_words) and words < target_words:
+            words += sizes[j]
+            j += 1
+        start, end = spans[i][0], spans[j - 1][1]
+        chunks.append(Chunk(text[start:end], start, end))
+        if j >= len(spans):
+            break
+        i = max(j - overlap_sentences, i + 1)
+    return chunks

@@ -1,0 +1,107 @@
+"""Turn uploaded bytes (text, Markdown, HTML, PDF) into a title and plain text."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPPORTED = {
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".pdf": "application/pdf",
+}
+_NOT_CONTENT = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "svg", "iframe", "template"]
+
+
+class UnsupportedDocument(ValueError):
+    """The bytes are not a kind of document we can read, or are not readable as that kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    title: str
+    text: str
+    media_type: str
+
+
+def media_type_for(filename: str | None, declared: str | None = None) -> str:
+    if declared:
+        base = declared.split(";")[0].strip().lower()
+        if base in SUPPORTED.values():
+            return base
+    suffix = Path(filename or "").suffix.lower()
+    if suffix in SUPPORTED:
+        return SUPPORTED[suffix]
+    if declared and declared.split(";")[0].strip().lower() in ("text/x-markdown", "application/xhtml+xml"):
+        return "text/markdown" if "markdown" in declared else "text/html"
+    raise UnsupportedDocument(f"unsupported document type {declared or suffix or 'unknown'}; use txt, md, html or pdf")
+
+
+def parse_document(data: bytes, filename: str | None = None, media_type: str | None = None) -> ParsedDocument:
+    kind = media_type_for(filename, media_type)
+    fallback_title = Path(filename).stem if filename else ""
+    if kind == "application/pdf":
+        return _pdf(data, fallback_title)
+    text = _decode(data)
+    if kind == "text/html":
+        return _html(text, fallback_title)
+    if kind == "text/markdown":
+        heading = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", text, re.MULTILINE)
+        return ParsedDocument(heading.group(1) if heading else fallback_title, _tidy(text), kind)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return ParsedDocument(fallback_title or first[:80], _tidy(text), kind)
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:4096]:
+        raise UnsupportedDocument("binary data is not a text document")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _tidy(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[ \t\f\v]+", " ", text)
+    text = re.sub(r" *\n *", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _html(markup: str, fallback_title: str) -> ParsedDocument:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(markup, "lxml")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup(_NOT_CONTENT):
+        tag.decompose()
+    root = soup.find("main") or soup.find("article") or soup.body or soup
+    heading = root.find("h1")
+    blocks = []
+    for element in root.find_all(["h1", "h2", "h3", "h4", "p", "li", "pre", "blockquote", "td"]):
+        if element.find(["p", "li", "pre", "blockquote", "td"]):
+            continue  # its children come on their own
+        text = element.get_text(" ", strip=True)
+        if text:
+            blocks.append(text)
+    body = "\n\n".join(blocks) if blocks else root.get_text("\n", strip=True)
+    return ParsedDocument(title or (heading.get_text(" ", strip=True) if heading else fallback_title), _tidy(body), "text/html")
+
+
+def _pdf(data: bytes, fallback_title: str) -> ParsedDocument:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = (reader.metadata.title if reader.metadata else None) or fallback_title
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise UnsupportedDocument(f"unreadable PDF: {exc}") from exc
+    return ParsedDocument(str(title), _tidy("\n\n".join(pages)), "application/pdf")

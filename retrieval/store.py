@@ -1,0 +1,277 @@
+"""SQLite (WAL) holds documents, chunks and their vectors: the source of truth.
+
+Every change is one transaction that also bumps a generation number; the FAISS file
+records the generation it was built from, so a stale or half-written index is detected
+and rebuilt from here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    n_chars INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS documents_hash ON documents(content_hash);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: str
+    content_hash: str
+    title: str
+    source: str
+    media_type: str
+    n_chars: int
+    created_at: float
+    updated_at: float
+    n_chunks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    id: int
+    doc_id: str
+    seq: int
+    text: str
+    start: int
+    end: int
+    title: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    seq: int
+    text: str
+    start: int
+    end: int
+    vector: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentWrite:
+    doc_id: str
+    content_hash: str
+    title: str
+    source: str
+    media_type: str
+    n_chars: int
+    chunks: list[NewChunk]
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        """One connection per thread: WAL lets readers go on while a writer commits."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    # --- reads -------------------------------------------------------------------------
+    def generation(self) -> int:
+        row = self._connect().execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._connect().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def get_document(self, doc_id: str) -> DocumentRecord | None:
+        row = self._connect().execute(
+            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d WHERE d.id=?",
+            (doc_id,),
+        ).fetchone()
+        return _document(row) if row else None
+
+    def find_by_hash(self, content_hash: str) -> DocumentRecord | None:
+        row = self._connect().execute(
+            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d WHERE content_hash=?",
+            (content_hash,),
+        ).fetchone()
+        return _document(row) if row else None
+
+    def list_documents(self, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
+        rows = self._connect().execute(
+            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d "
+            "ORDER BY created_at, id LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        return [_document(r) for r in rows]
+
+    def document_text(self, doc_id: str) -> str:
+        """The document rebuilt from its chunks (overlaps removed by their offsets)."""
+        rows = self._connect().execute(
+            'SELECT text, start, "end" FROM chunks WHERE doc_id=? ORDER BY seq', (doc_id,)
+        ).fetchall()
+        out, upto = [], 0
+        for text, start, end in rows:
+            if end <= upto:
+                continue
+            skip = max(0, upto - start)
+            if start > upto and out:
+                out.append(" ")
+            out.append(text[skip:])
+            upto = end
+        return "".join(out)
+
+    def counts(self) -> tuple[int, int]:
+        conn = self._connect()
+        return (
+            conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
+            conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
+        )
+
+    def chunks_by_id(self, ids: list[int]) -> dict[int, ChunkRecord]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._connect().execute(
+            f'SELECT c.id, c.doc_id, c.seq, c.text, c.start, c."end", d.title, d.source '
+            f"FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({marks})",
+            ids,
+        ).fetchall()
+        return {r[0]: ChunkRecord(*r) for r in rows}
+
+    def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every chunk, in batches, from one consistent snapshot."""
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            conn.execute("BEGIN")
+            cursor = conn.execute("SELECT id, vector FROM chunks ORDER BY id")
+            while rows := cursor.fetchmany(batch):
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+                yield ids, vectors
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def all_chunk_texts(self) -> tuple[int, list[int], list[str]]:
+        """(generation, ids, texts) read in one transaction, for the lexical index."""
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            conn.execute("BEGIN")
+            row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+            rows = conn.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return (int(row[0]) if row else 0), [r[0] for r in rows], [r[1] for r in rows]
+
+    # --- writes (each one transaction) ---------------------------------------------------
+    def put_documents(self, writes: list["DocumentWrite"]) -> list[tuple[list[int], list[int]]]:
+        """Insert or replace documents and their chunks in one transaction.
+
+        Returns, per document, (chunk ids removed, chunk ids added).
+        """
+        now = time.time()
+        results = []
+        with self._write_lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for w in writes:
+                    removed = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id=?", (w.doc_id,))]
+                    created = conn.execute("SELECT created_at FROM documents WHERE id=?", (w.doc_id,)).fetchone()
+                    conn.execute("DELETE FROM chunks WHERE doc_id=?", (w.doc_id,))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO documents "
+                        "(id, content_hash, title, source, media_type, n_chars, created_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (w.doc_id, w.content_hash, w.title, w.source, w.media_type, w.n_chars, created[0] if created else now, now),
+                    )
+                    added = []
+                    for chunk in w.chunks:
+                        cursor = conn.execute(
+                            'INSERT INTO chunks (doc_id, seq, text, start, "end", vector) VALUES (?, ?, ?, ?, ?, ?)',
+                            (w.doc_id, chunk.seq, chunk.text, chunk.start, chunk.end, np.asarray(chunk.vector, dtype=np.float32).tobytes()),
+                        )
+                        added.append(int(cursor.lastrowid))
+                    results.append((removed, added))
+                if writes:
+                    self._bump(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return results
+
+    def delete_document(self, doc_id: str) -> list[int]:
+        """Remove a document and its chunks; returns the removed chunk ids (empty: no such document)."""
+        with self._write_lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                removed = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
+                deleted = conn.execute("DELETE FROM documents WHERE id=?", (doc_id,)).rowcount
+                conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+                if deleted:
+                    self._bump(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return removed if deleted else []
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write_lock:
+            self._connect().execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _document(row: tuple) -> DocumentRecord:
+    return DocumentRecord(*row[:8], n_chunks=row[9])
+
