@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from query_unit.content_words import ends_sentence, is_content_piece
 from query_unit.protocol import Searcher
+from query_unit.reader import Embed, read
 from query_unit.types import Evidence, Pause, TokenStep
 from retrieval.types import Passage
 
@@ -36,9 +37,11 @@ class SimpleQueryUnit:
         searcher: Searcher,
         count_tokens: Callable[[str], int],
         config: SimpleUnitConfig = SimpleUnitConfig(),
+        embed: Embed | None = None,
     ) -> None:
         self.searcher = searcher
         self.count_tokens = count_tokens
+        self.embed = embed  # for the sentence reader; without it whole passages are used
         self.config = config
 
     def begin_turn(self, question: str) -> "SimpleTurn":
@@ -67,9 +70,9 @@ class SimpleTurn:
             found = self.unit.searcher.search(self.question, self.unit.config.passages_per_search)
         except Exception:  # the gate is only a hint; a failing search is reported when it matters
             return None
-        if found and found[0].score >= gate:
+        if found and _similarity(found[0]) >= gate:
             self._prefetched = found
-            return Pause(reason=f"the question matches the index ({found[0].score:.2f})", query=self.question, keep_tokens=0)
+            return Pause(reason=f"the question matches the index ({_similarity(found[0]):.2f})", query=self.question, keep_tokens=0)
         return None
 
     def observe(self, step: TokenStep) -> Pause | None:
@@ -105,9 +108,12 @@ class SimpleTurn:
         # Passages already in the context would only repeat themselves: a pause needs new ones.
         fresh = [
             p for p in found
-            if p.score >= self.unit.config.min_passage_score and p.text not in self.shown
+            if _similarity(p) >= self.unit.config.min_passage_score and p.text not in self.shown
         ]
-        kept = self._within_budget(fresh)
+        if self.unit.embed is not None:
+            kept = read(pause.query, fresh, self.unit.embed, self.unit.count_tokens, self.unit.config.evidence_token_budget)
+        else:
+            kept = self._within_budget(fresh)
         self.shown.update(p.text for p in kept)
         self.known_text += " " + " ".join(p.text.lower() for p in kept)
         return Evidence(query=pause.query, passages=tuple(kept))
@@ -137,6 +143,11 @@ class SimpleTurn:
             kept.append(passage)
             used += cost
         return kept
+
+
+def _similarity(passage: Passage) -> float:
+    """Cosine to the query where the searcher gives it (comparable across searches), else its score."""
+    return passage.similarity if passage.similarity is not None else passage.score
 
 
 def _normal(query: str) -> str:

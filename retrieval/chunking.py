@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr vs etc e.g i.e no fig inc ltd co corp mt ft approx dept est gen gov sgt col".split()
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n{2,}|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
 
 
@@ -23,6 +26,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence, whitespace trimmed."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
+        before = text[start : match.start()].rstrip("\"')]").split()
+        last = before[-1].rstrip(".").lower() if before else ""
+        if text[match.start() - 1 : match.start()] == "." and (last in _ABBREVIATIONS or len(last) == 1):
+            continue  # "Dr. Quintaro", "J. Smith": not the end of a sentence
+        if "\n" not in match.group() and text[match.end() : match.end() + 1].islower():
+            continue  # '"Why?" she asked': the sentence goes on
         spans.append((start, match.start()))
         start = match.end()
     spans.append((start, len(text)))

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig
+from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
-from retrieval.memory_index import MemoryIndex
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, settings: Settings, backend: Backend, index: MemoryIndex) -> None:
+    def __init__(self, settings: Settings, backend: Backend, index: DocumentIndex) -> None:
         self.settings = settings
         self.backend = backend
         self.template = ChatTemplate(backend)
@@ -32,15 +32,20 @@ class Engine:
                 max_searches=settings.max_searches_per_turn,
                 evidence_token_budget=settings.evidence_token_budget,
             ),
+            embed=index.embedder.encode,
         )
 
     @classmethod
     def load(cls, settings: Settings) -> "Engine":
         backend = load_backend(settings)
-        index = MemoryIndex(Embedder(settings.embedder_path))
+        embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
+        index = DocumentIndex(settings.data_dir, embedder, hnsw_threshold=settings.hnsw_threshold)
         starter = settings.starter_dir()
         if starter.is_dir():
-            log.info("indexed %d starter documents from %s", index.add_folder(starter), starter)
+            # Unchanged files are recognised by their content hash: only the first start indexes them.
+            results = index.add_paths([starter])
+            added = sum(r.status in ("added", "replaced") for r in results)
+            log.info("starter corpus %s: %d files, %d newly indexed", starter, len(results), added)
         return cls(settings, backend, index)
 
     def prompt(self, messages: Sequence[ChatMessage]) -> list[int]:

@@ -10,6 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from retrieval.document_index import DocumentIndex  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
 from service.generator.backend import Backend  # noqa: E402
 from service.generator.chat_template import ChatTemplate  # noqa: E402
@@ -44,7 +45,15 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return Embedder()
+    return Embedder(cache_root=REPO / "index_data" / "embedders")
+
+
+@pytest.fixture(scope="session")
+def starter_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> DocumentIndex:
+    """The starter corpus in a real on-disk index of its own."""
+    index = DocumentIndex(tmp_path_factory.mktemp("starter-index"), embedder)
+    assert len(index.add_paths([STARTER])) >= 4
+    return index
 
 
 @pytest.fixture()

@@ -7,9 +7,7 @@ import pytest
 from query_unit.content_words import ends_sentence, is_content_piece
 from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig
 from query_unit.types import TokenStep
-from retrieval.memory_index import MemoryIndex
 from retrieval.types import Passage
-from tests.conftest import STARTER
 
 
 def step(text: str, prob: float) -> TokenStep:
@@ -18,10 +16,8 @@ def step(text: str, prob: float) -> TokenStep:
 
 
 @pytest.fixture(scope="module")
-def index(embedder) -> MemoryIndex:
-    idx = MemoryIndex(embedder)
-    idx.add_folder(STARTER)
-    return idx
+def index(starter_index):
+    return starter_index
 
 
 def unit(index, **config) -> SimpleQueryUnit:
@@ -57,7 +53,7 @@ def test_gather_keeps_relevant_passages_within_budget(index) -> None:
     evidence = turn.gather(pause)
     assert evidence.ok and "velnorian" in evidence.passages[0].source
     assert sum(len(p.text.split()) for p in evidence.passages) <= 40 or len(evidence.passages) == 1
-    assert all(p.score >= 0.35 for p in evidence.passages)
+    assert all(p.similarity >= 0.35 for p in evidence.passages)
 
 
 def test_search_cap_and_no_repeated_query(index) -> None:

@@ -11,11 +11,9 @@ import openai
 import pytest
 import uvicorn
 
-from retrieval.memory_index import MemoryIndex
 from service.app import create_app
 from service.engine import Engine
 from service.settings import Settings
-from tests.conftest import STARTER
 
 
 def free_port() -> int:
@@ -25,9 +23,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def base_url(llama_backend, embedder):
-    index = MemoryIndex(embedder)
-    index.add_folder(STARTER)
+def base_url(llama_backend, starter_index):
+    index = starter_index
     settings = Settings(system_prompt="You are a helpful assistant.")
     app = create_app(settings, engine=Engine(settings, llama_backend, index))
     port = free_port()
