@@ -25,6 +25,9 @@ test: setup
 
 bench: setup
 	$(PY) bench/decode.py
+	$(PY) bench/indexing.py
+	$(PY) bench/search.py
+	$(PY) bench/retrieval_quality.py
 
 clean:
 	rm -rf $(VENV) index_data/*.sqlite3* index_data/*.faiss index_data/hf_cache

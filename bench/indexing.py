@@ -1,0 +1,97 @@
+"""Indexing speed: our whole ingestion (chunk, embed, SQLite, FAISS) vs plain
+sentence-transformers `encode` of the same chunks, in one run, with the cosine agreement of
+the vectors. Writes bench/results/indexing.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from bench.msmarco import load  # noqa: E402
+from retrieval.chunking import chunk_text  # noqa: E402
+from retrieval.document_index import DocumentIndex, DocumentInput  # noqa: E402
+from retrieval.embedder import Embedder, default_embedder_path  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent.parent / "index_data" / "embedders"
+
+
+def ingest(engine: str, docs: list[DocumentInput]) -> tuple[float, dict[str, np.ndarray]]:
+    """Seconds for the full ingestion, and the stored vector of each chunk text."""
+    embedder = Embedder(engine=engine, cache_root=CACHE)
+    embedder.encode(["warm up"])
+    with tempfile.TemporaryDirectory() as tmp:
+        index = DocumentIndex(Path(tmp), embedder)
+        start = time.perf_counter()
+        index.add_documents(docs)
+        index.save()
+        seconds = time.perf_counter() - start
+        vectors = {}
+        for ids, batch in index.store.iter_vectors():
+            records = index.store.chunks_by_id(ids.tolist())
+            for chunk_id, vector in zip(ids.tolist(), batch):
+                vectors[records[chunk_id].text] = vector
+        index.store.close()
+    return seconds, vectors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, default=2000)
+    args = parser.parse_args()
+    corpus, _, _ = load()
+    docs = [DocumentInput(d["text"], "", f"msmarco:{d['_id']}", d["_id"]) for d in corpus[: args.docs]]
+    chunks = [c.text for d in docs for c in chunk_text(d.text.strip())]
+
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(default_embedder_path(), device="cpu")
+    model.encode(["warm up"])
+    start = time.perf_counter()
+    reference = model.encode(chunks, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    baseline_s = time.perf_counter() - start
+    by_text = dict(zip(chunks, reference))
+
+    report = {
+        "benchmark": "indexing",
+        "documents": len(docs),
+        "chunks": len(chunks),
+        "threads": os.cpu_count(),
+        "baseline_sentence_transformers_encode": {"seconds": baseline_s, "chunks_per_s": len(chunks) / baseline_s},
+        "ours": {},
+        "targets": {"speedup": 2.0, "cosine_agreement": 0.99},
+    }
+    for engine in ("onnx-int8", "onnx"):
+        seconds, vectors = ingest(engine, docs)
+        cos = np.array([float(np.dot(vectors[t], by_text[t])) for t in vectors if t in by_text])
+        report["ours"][engine] = {
+            "seconds": seconds,
+            "chunks_per_s": len(vectors) / seconds,
+            "speedup": (len(vectors) / seconds) / (len(chunks) / baseline_s),
+            "cosine_agreement_mean": float(cos.mean()),
+            "cosine_agreement_min": float(cos.min()),
+        }
+    out = Path(__file__).parent / "results" / "indexing.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    base = report["baseline_sentence_transformers_encode"]["chunks_per_s"]
+    print(f"baseline sentence-transformers encode: {base:.1f} chunks/s ({len(chunks)} chunks)")
+    for engine, r in report["ours"].items():
+        print(
+            f"ours, full ingestion ({engine}): {r['chunks_per_s']:.1f} chunks/s, speedup {r['speedup']:.2f}x, "
+            f"cosine agreement mean {r['cosine_agreement_mean']:.4f} (min {r['cosine_agreement_min']:.4f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
