@@ -106,9 +106,11 @@ class SimpleTurn:
             except Exception as exc:  # a failed search never ends the answer
                 return Evidence(query=pause.query, error=f"search failed: {exc}")
         # Passages already in the context would only repeat themselves: a pause needs new ones.
+        # Web results carry no similarity: the reader ranks their sentences instead.
         fresh = [
             p for p in found
-            if _similarity(p) >= self.unit.config.min_passage_score and p.text not in self.shown
+            if (p.similarity is None or p.similarity >= self.unit.config.min_passage_score)
+            and p.text not in self.shown
         ]
         if self.unit.embed is not None:
             kept = read(pause.query, fresh, self.unit.embed, self.unit.count_tokens, self.unit.config.evidence_token_budget)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 
+import httpx
+
+from query_unit.protocol import Searcher
+from query_unit.routing import RoutedSearcher
 from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig
 from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
+from retrieval.web_search import FieldMap, JSONSearchClient, WebSearcher, searxng_client
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate
@@ -24,8 +29,9 @@ class Engine:
         self.backend = backend
         self.template = ChatTemplate(backend)
         self.index = index
+        self.searcher = RoutedSearcher(index, web_searcher(settings), settings.web_fallback_similarity)
         self.unit = SimpleQueryUnit(
-            index,
+            self.searcher,
             lambda text: len(backend.tokenize(text)),
             SimpleUnitConfig(
                 prob_threshold=settings.pause_prob_threshold,
@@ -58,3 +64,14 @@ class Engine:
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
         monitor = self.unit.begin_turn(question) if retrieval != "off" else None
         return generate(self.backend, self.template, self.prompt(messages), monitor, params)
+
+
+def web_searcher(settings: Settings) -> Searcher | None:
+    """The configured web search endpoint, or None."""
+    if not settings.web_search_url:
+        return None
+    options = dict(timeout=httpx.Timeout(settings.web_timeout_s, connect=min(2.0, settings.web_timeout_s)), retries=settings.web_retries)
+    if settings.web_search_kind == "searxng":
+        return WebSearcher(searxng_client(settings.web_search_url, **options))
+    fields = FieldMap(settings.web_results_path, settings.web_title_field, settings.web_url_field, settings.web_text_field)
+    return WebSearcher(JSONSearchClient(url=settings.web_search_url, fields=fields, **options))

@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     )
     hnsw_threshold: int = Field(default=50_000, description="Switch from exact to HNSW search above this many chunks.")
 
+    # Web search: used when set and the local index has nothing close enough.
+    web_search_url: str | None = Field(default=None, description="SearxNG base URL, or a JSON search endpoint URL.")
+    web_search_kind: Literal["searxng", "json"] = "searxng"
+    web_results_path: str = "results"
+    web_title_field: str = "title"
+    web_url_field: str = "url"
+    web_text_field: str = "content"
+    web_timeout_s: float = 5.0
+    web_retries: int = 2
+    web_fallback_similarity: float = Field(default=0.45, description="Search the web when the best local match is below this.")
+
     # HTTP.
     host: str = "127.0.0.1"
     port: int = 8000

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import httpx
 import pytest
 
 from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig
 from retrieval.document_index import DocumentIndex
-from retrieval.types import Passage
+from query_unit.routing import RoutedSearcher
+from retrieval.web_search import WebSearcher, searxng_client
+from tests.search_server import SearchServer
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate
@@ -88,33 +89,35 @@ def test_known_fact_does_not_search(llama_backend, starter_index) -> None:
     assert streamed == done.text
 
 
-class FailingSearch:
-    """A search endpoint that is down: what a real outage looks like to the query unit."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def search(self, query: str, k: int = 4) -> list[Passage]:
-        self.calls += 1
-        raise ConnectionError("connection refused by search endpoint")
+@pytest.fixture()
+def web_down():
+    """A real search endpoint on loopback that answers every search with a 500."""
+    server = SearchServer([])
+    server.mode = "error500"
+    yield server
+    server.close()
 
 
-def test_failing_search_still_gives_a_complete_answer(llama_backend) -> None:
-    failing = FailingSearch()
-    _, events = run(llama_backend, failing, "Where was Zorblax Quintaro born?", max_tokens=60)
+def routed_to(server: SearchServer, embedder, tmp_path) -> RoutedSearcher:
+    empty_local = DocumentIndex(tmp_path, embedder)
+    return RoutedSearcher(empty_local, WebSearcher(searxng_client(server.url, timeout=httpx.Timeout(1.0), retries=0)))
+
+
+def test_failing_search_endpoint_still_gives_a_complete_answer(llama_backend, web_down, embedder, tmp_path) -> None:
+    _, events = run(llama_backend, routed_to(web_down, embedder, tmp_path), "Where was Zorblax Quintaro born?", max_tokens=60)
     done = events[-1]
-    assert failing.calls >= 1
+    assert web_down.requests, "the endpoint was asked"
     assert any(isinstance(e, EvidenceEvent) and e.error for e in events)
-    assert "could not look up" in done.text and "connection refused" in done.text
+    assert "could not look up" in done.text and "500" in done.text
     answer = done.text.split("(I could not look up")[0].strip()
     assert len(answer.split()) >= 3  # the model went on without the evidence
 
 
-def test_search_cap_holds(llama_backend, starter_index) -> None:
-    failing = FailingSearch()
+def test_search_cap_holds(llama_backend, web_down, embedder, tmp_path) -> None:
     config = SimpleUnitConfig(max_searches=1)
-    _, events = run(llama_backend, failing, "Who invented the Velnorian harp? Tell me its history.", config, max_tokens=80)
-    assert failing.calls == 1
+    searcher = routed_to(web_down, embedder, tmp_path)
+    _, events = run(llama_backend, searcher, "Who invented the Velnorian harp? Tell me its history.", config, max_tokens=80)
+    assert len(web_down.requests) == 1
     assert sum(isinstance(e, PauseEvent) for e in events) == 1
 
 

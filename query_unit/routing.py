@@ -1,0 +1,33 @@
+"""Where a query goes: the local index first, the web when it is configured and the local
+index has nothing close enough."""
+
+from __future__ import annotations
+
+from query_unit.protocol import Searcher
+from retrieval.types import Passage
+
+
+def _similarity(passage: Passage) -> float:
+    return passage.similarity if passage.similarity is not None else passage.score
+
+
+class RoutedSearcher:
+    def __init__(self, local: Searcher, web: Searcher | None = None, weak_similarity: float = 0.45) -> None:
+        self.local = local
+        self.web = web
+        self.weak_similarity = weak_similarity
+
+    def search(self, query: str, k: int = 4) -> list[Passage]:
+        """Local hits if one is strong; else local and web together. A web failure is raised
+        only when the local index had nothing usable, so that the answer can say so."""
+        local = self.local.search(query, k)
+        strong = [p for p in local if _similarity(p) >= self.weak_similarity]
+        if strong or self.web is None:
+            return local
+        try:
+            web = self.web.search(query, k)
+        except Exception:
+            if strong:
+                return local
+            raise
+        return strong + web
