@@ -8,12 +8,15 @@ Connection failures, timeouts, 429 and 5xx are retried a bounded number of times
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from retrieval.types import Passage
+
+if TYPE_CHECKING:
+    from retrieval.page_fetch import PageFetcher
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -130,13 +133,31 @@ class WebSearchFailed(RuntimeError):
 
 class WebSearcher:
     """The query unit's Searcher over a web client. Called from the generation thread, which
-    has no event loop of its own; a failed search raises WebSearchFailed for the unit to report."""
+    has no event loop of its own; a failed search raises WebSearchFailed for the unit to report.
 
-    def __init__(self, client: JSONSearchClient) -> None:
+    With a page fetcher, the top `fetch_pages` results are read in full (concurrently, within
+    the fetcher's limits) and their page text replaces the snippet; a page that cannot be
+    fetched keeps its snippet.
+    """
+
+    def __init__(self, client: JSONSearchClient, fetcher: "PageFetcher | None" = None, fetch_pages: int = 0, page_chars: int = 4000) -> None:
         self.client = client
+        self.fetcher = fetcher
+        self.fetch_pages = fetch_pages if fetcher is not None else 0
+        self.page_chars = page_chars
 
     def search(self, query: str, k: int = 4) -> list[Passage]:
-        result = asyncio.run(self.client.search(query, k))
+        return asyncio.run(self._search(query, k))
+
+    async def _search(self, query: str, k: int) -> list[Passage]:
+        result = await self.client.search(query, k)
         if result.error is not None:
             raise WebSearchFailed(result.error)
-        return list(result.passages)
+        passages = list(result.passages)
+        if self.fetch_pages and self.fetcher is not None:
+            top = passages[: self.fetch_pages]
+            pages = await asyncio.gather(*(self.fetcher.fetch(p.source) for p in top))
+            for n, page in enumerate(pages):
+                if page.ok and page.text:
+                    passages[n] = replace(passages[n], text=page.text[: self.page_chars], title=page.title or passages[n].title)
+        return passages

@@ -12,6 +12,7 @@ from query_unit.routing import RoutedSearcher
 from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig
 from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
+from retrieval.page_fetch import PageFetcher
 from retrieval.web_search import FieldMap, JSONSearchClient, WebSearcher, searxng_client
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
@@ -72,6 +73,13 @@ def web_searcher(settings: Settings) -> Searcher | None:
         return None
     options = dict(timeout=httpx.Timeout(settings.web_timeout_s, connect=min(2.0, settings.web_timeout_s)), retries=settings.web_retries)
     if settings.web_search_kind == "searxng":
-        return WebSearcher(searxng_client(settings.web_search_url, **options))
-    fields = FieldMap(settings.web_results_path, settings.web_title_field, settings.web_url_field, settings.web_text_field)
-    return WebSearcher(JSONSearchClient(url=settings.web_search_url, fields=fields, **options))
+        client = searxng_client(settings.web_search_url, **options)
+    else:
+        fields = FieldMap(settings.web_results_path, settings.web_title_field, settings.web_url_field, settings.web_text_field)
+        client = JSONSearchClient(url=settings.web_search_url, fields=fields, **options)
+    fetcher = PageFetcher(
+        max_bytes=settings.web_fetch_max_bytes,
+        timeout_s=settings.web_fetch_timeout_s,
+        allowed_networks=tuple(settings.web_fetch_allowed_networks),
+    )
+    return WebSearcher(client, fetcher, settings.web_fetch_pages)

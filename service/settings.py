@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     web_timeout_s: float = 5.0
     web_retries: int = 2
     web_fallback_similarity: float = Field(default=0.45, description="Search the web when the best local match is below this.")
+    web_fetch_pages: int = Field(default=0, description="Read this many top result pages in full (0: snippets only).")
+    web_fetch_max_bytes: int = 1_000_000
+    web_fetch_timeout_s: float = 5.0
+    web_fetch_allowed_networks: list[str] = Field(
+        default_factory=list, description="Private networks result pages may be fetched from (none by default)."
+    )
 
     # HTTP.
     host: str = "127.0.0.1"

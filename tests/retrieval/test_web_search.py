@@ -142,3 +142,16 @@ def test_slow_page_hits_the_time_limit(server) -> None:
     start = time.perf_counter()
     page = run(fetcher.fetch(server.url + "/search?q=eels&format=json"))
     assert page.error.startswith("timeout") and time.perf_counter() - start < 2
+
+
+def test_searcher_reads_the_top_pages_in_full(server) -> None:
+    server.corpus = [
+        {"title": "Eels", "url": server.url + "/eels", "content": "short snippet"},
+        {"title": "Private", "url": "http://10.9.9.9/secret", "content": "kept snippet"},
+    ]
+    server.pages["/eels"] = (200, {"Content-Type": "text/html"}, b"<title>Eel page</title><p>Glass eels reach Vellmora in April.</p>")
+    fetcher = PageFetcher(timeout_s=2, allowed_networks=("127.0.0.0/8",))
+    found = WebSearcher(fast(searxng_client(server.url)), fetcher, fetch_pages=2).search("eels snippet")
+    by_title = {p.title: p.text for p in found}
+    assert by_title["Eel page"] == "Glass eels reach Vellmora in April."
+    assert by_title["Private"] == "kept snippet"  # refused page: the snippet stays
