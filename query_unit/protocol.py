@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from query_unit.types import Evidence, Pause, TokenStep
+from query_unit.types import Evidence, Pause, QuestionSignals, TokenStep
 from retrieval.types import Passage
 
 
@@ -17,8 +17,8 @@ class Searcher(Protocol):
 class TurnMonitor(Protocol):
     """Watches one answer being written and says when to stop and look something up."""
 
-    def before_generation(self) -> Pause | None:
-        """A chance to search before the first token."""
+    def before_generation(self, question: QuestionSignals | None) -> Pause | None:
+        """A chance to search before the first token, seeing how surprising the question was."""
 
     def observe(self, step: TokenStep) -> Pause | None:
         """Called with each chosen token before it is kept; a Pause withdraws it."""

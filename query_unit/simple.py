@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from query_unit.content_words import ends_sentence, is_content_piece
 from query_unit.protocol import Searcher
 from query_unit.reader import Embed, read
-from query_unit.types import Evidence, Pause, TokenStep
+from query_unit.types import Evidence, Pause, QuestionSignals, TokenStep
 from retrieval.types import Passage
 
 
@@ -62,7 +62,7 @@ class SimpleTurn:
         self.known_text = question.lower()
         self._prefetched: list[Passage] | None = None
 
-    def before_generation(self) -> Pause | None:
+    def before_generation(self, question: QuestionSignals | None = None) -> Pause | None:
         gate = self.unit.config.pre_generation_similarity
         if gate is None or not self._may_search(self.question):
             return None

@@ -20,6 +20,15 @@ class TokenStep:
 
 
 @dataclass(frozen=True, slots=True)
+class QuestionSignals:
+    """The question's tokens and the model's log-probability of each, read in context: a name
+    the model never saw is improbable; a word the prompt defined earlier is not."""
+
+    pieces: tuple[str, ...]
+    logprobs: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Pause:
     """The unit's request to stop and look something up.
 

@@ -64,7 +64,9 @@ class Engine:
         """Answer the conversation; not thread-safe (the worker runs one at a time)."""
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
         monitor = self.unit.begin_turn(question) if retrieval != "off" else None
-        return generate(self.backend, self.template, self.prompt(messages), monitor, params)
+        prompt = self.prompt(messages)
+        span = self.template.question_span(prompt, messages)
+        return generate(self.backend, self.template, prompt, monitor, params, question_span=span)
 
 
 def web_searcher(settings: Settings) -> Searcher | None:

@@ -8,11 +8,23 @@ that pausing, rolling back and resuming behave the same on every engine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from query_unit.types import TokenStep
 from service.generator.sampling import Sampler
+
+
+@dataclass(frozen=True, slots=True)
+class PromptLoad:
+    reused: int  # prompt tokens served from the cache rather than evaluated
+    scores: list[float] = field(default_factory=list)  # log-probabilities, when asked for
+
+
+def _log_prob(logits: np.ndarray, token: int) -> float:
+    peak = float(logits.max())
+    return float(logits[token]) - peak - float(np.log(np.exp(logits - peak).sum()))
 
 
 class ContextOverflow(ValueError):
@@ -43,8 +55,11 @@ class Backend(ABC):
         """Tokens that end the assistant's turn."""
 
     @abstractmethod
-    def _evaluate(self, tokens: list[int]) -> None:
-        """Run the model over tokens placed right after `self.tokens` (cache already trimmed)."""
+    def _evaluate(self, tokens: list[int], all_logits: bool = False) -> np.ndarray | None:
+        """Run the model over tokens placed right after `self.tokens` (cache already trimmed).
+
+        With all_logits, return every position's next-token logits, shape (len(tokens), vocab).
+        """
 
     @abstractmethod
     def _truncate(self, n: int) -> None:
@@ -61,18 +76,27 @@ class Backend(ABC):
             raise ValueError(f"{text!r} is not a single special token in this vocabulary")
         return ids[0]
 
-    def append(self, tokens: list[int]) -> None:
-        """Prefill: evaluate tokens after what is cached."""
+    def append(self, tokens: list[int], score: bool = False) -> list[float] | None:
+        """Prefill: evaluate tokens after what is cached.
+
+        With score, also return each token's log-probability given all before it (the first
+        one's is NaN when nothing before it has fresh logits): the model's surprise at them.
+        """
         if not tokens:
-            return
+            return [] if score else None
         if len(self.tokens) + len(tokens) > self.n_ctx:
             raise ContextOverflow(
                 f"{len(self.tokens) + len(tokens)} tokens exceed the context window of {self.n_ctx}"
             )
-        self._evaluate(list(tokens))
+        first = _log_prob(self._last_logits(), tokens[0]) if score and self._logits_fresh else float("nan")
+        rows = self._evaluate(list(tokens), all_logits=score)
         self.tokens.extend(tokens)
         self.n_evaluated += len(tokens)
         self._logits_fresh = True
+        if not score:
+            return None
+        assert rows is not None
+        return [first] + [_log_prob(rows[i], tokens[i + 1]) for i in range(len(tokens) - 1)]
 
     def rollback(self, n: int) -> None:
         """Keep the first n cached tokens; forget the rest."""
@@ -84,10 +108,10 @@ class Backend(ABC):
         del self.tokens[n:]
         self._logits_fresh = False
 
-    def load_prompt(self, tokens: list[int]) -> int:
+    def load_prompt(self, tokens: list[int], score_from: int | None = None) -> PromptLoad:
         """Make the cache hold exactly `tokens`, reusing the longest cached prefix.
 
-        Returns how many tokens were reused rather than evaluated.
+        With score_from, the tokens from there on are (re-)evaluated and scored (see append).
         """
         if not tokens:
             raise ValueError("empty prompt")
@@ -98,9 +122,15 @@ class Backend(ABC):
             shared += 1
         # The last prompt token is always evaluated: its logits pick the first answer token.
         shared = min(shared, len(tokens) - 1)
+        if score_from is None:
+            self.rollback(shared)
+            self.append(tokens[shared:])
+            return PromptLoad(reused=shared)
+        shared = min(shared, score_from)
         self.rollback(shared)
-        self.append(tokens[shared:])
-        return shared
+        self.append(tokens[shared:score_from])
+        scores = self.append(tokens[score_from:], score=True) or []
+        return PromptLoad(reused=shared, scores=scores)
 
     def logits(self) -> np.ndarray:
         if not self.tokens:

@@ -44,6 +44,19 @@ class ChatTemplate:
             ids += self.message(m.role, m.content)
         return ids + self.assistant_start()
 
+    def question_span(self, prompt: list[int], messages: Sequence[ChatMessage]) -> tuple[int, int] | None:
+        """Token positions of the last user message's text inside `prompt`."""
+        last = next((m for m in reversed(messages) if m.role == "user"), None)
+        if last is None:
+            return None
+        body = self.backend.tokenize(last.content)
+        # The prompt ends: <|im_start|>user\n BODY <|im_end|>\n [assistant turns…] <|im_start|>assistant\n
+        end_markers = [self.end, *self.newline]
+        for start in range(len(prompt) - len(body) - len(end_markers), -1, -1):
+            if prompt[start : start + len(body)] == body and prompt[start + len(body) : start + len(body) + len(end_markers)] == end_markers:
+                return start, start + len(body)
+        return None
+
     def close_assistant(self) -> list[int]:
         """Ends an assistant message in the middle, so that another message can follow."""
         return [self.end, *self.newline]

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from query_unit.protocol import TurnMonitor
-from query_unit.types import Pause
+from query_unit.types import Pause, QuestionSignals
 from retrieval.types import Passage
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatTemplate
@@ -42,10 +42,17 @@ def generate(
     prompt: Sequence[int],
     monitor: TurnMonitor | None = None,
     params: GenerationParams = GenerationParams(),
+    question_span: tuple[int, int] | None = None,
 ) -> Iterator[Event]:
-    """Answer the prompt, pausing whenever the monitor asks to look something up."""
+    """Answer the prompt, pausing whenever the monitor asks to look something up.
+
+    `question_span` marks the question's tokens in the prompt: the model's surprise at them
+    is handed to the monitor before the first token.
+    """
     evaluated_before = backend.n_evaluated
-    reused = backend.load_prompt(list(prompt))
+    scored = monitor is not None and question_span is not None
+    loaded = backend.load_prompt(list(prompt), score_from=question_span[0] if scored else None)
+    reused = loaded.reused
     sampler = Sampler(params.sampling)
     stops = _StopMatcher(params.stop)
 
@@ -58,7 +65,12 @@ def generate(
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     finish = "length"
 
-    pause: Pause | None = monitor.before_generation() if monitor else None
+    question: QuestionSignals | None = None
+    if scored:
+        start, end = question_span
+        ids = list(prompt[start:end])
+        question = QuestionSignals(pieces=tuple(backend.piece(t) for t in ids), logprobs=tuple(loaded.scores[: end - start]))
+    pause: Pause | None = monitor.before_generation(question) if monitor else None
     while True:
         if pause is not None:
             searches += 1

@@ -50,10 +50,26 @@ class LlamaCppBackend(Backend):
     def eos_token_ids(self) -> frozenset[int]:
         return self._eos
 
-    def _evaluate(self, tokens: list[int]) -> None:
-        # Llama.eval drops cache entries from its n_tokens on, then decodes in batches.
+    def _evaluate(self, tokens: list[int], all_logits: bool = False) -> np.ndarray | None:
         self.llm.n_tokens = len(self.tokens)
-        self.llm.eval(tokens)
+        if not all_logits:
+            # Llama.eval drops cache entries from its n_tokens on, then decodes in batches.
+            self.llm.eval(tokens)
+            return None
+        # As Llama.eval, but asking llama.cpp for the logits of every position.
+        self.llm._ctx.kv_cache_seq_rm(-1, self.llm.n_tokens, -1)
+        rows = np.empty((len(tokens), self._n_vocab), dtype=np.float32)
+        for start in range(0, len(tokens), self.llm.n_batch):
+            chunk = tokens[start : start + self.llm.n_batch]
+            n_past = self.llm.n_tokens
+            self.llm._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
+            self.llm._ctx.decode(self.llm._batch)
+            for i in range(len(chunk)):
+                pointer = self._lib.llama_get_logits_ith(self.llm.ctx, i)
+                rows[start + i] = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
+            self.llm.input_ids[n_past : n_past + len(chunk)] = chunk
+            self.llm.n_tokens += len(chunk)
+        return rows
 
     def _truncate(self, n: int) -> None:
         self.llm._ctx.kv_cache_seq_rm(-1, n, -1)

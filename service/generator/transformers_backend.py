@@ -117,7 +117,7 @@ class TransformersBackend(Backend):
     def eos_token_ids(self) -> frozenset[int]:
         return self._eos
 
-    def _evaluate(self, tokens: list[int]) -> None:
+    def _evaluate(self, tokens: list[int], all_logits: bool = False) -> np.ndarray | None:
         torch = self._torch
         start = len(self.tokens)
         ids = torch.tensor([tokens], device=self.device)
@@ -130,10 +130,11 @@ class TransformersBackend(Backend):
                 use_cache=True,
                 cache_position=positions,
                 position_ids=positions.unsqueeze(0),
-                logits_to_keep=1,
+                logits_to_keep=0 if all_logits else 1,
             )
         self._cache = getattr(out, "cache", None) or out.past_key_values
         self._logits = out.logits[0, -1].float().cpu().numpy()
+        return out.logits[0].float().cpu().numpy() if all_logits else None
 
     def _truncate(self, n: int) -> None:
         if n == 0:

@@ -126,7 +126,7 @@ def test_load_prompt_reuses_the_cached_prefix(backend: Backend, template: ChatTe
         "user", "And another?"
     ) + template.assistant_start()
     before = backend.n_evaluated
-    reused = backend.load_prompt(follow_up)
+    reused = backend.load_prompt(follow_up).reused
     assert reused == len(first) + len(answer)
     assert backend.n_evaluated - before == len(follow_up) - reused
 
@@ -136,3 +136,25 @@ def test_context_overflow_is_refused(backend: Backend) -> None:
     with pytest.raises(ContextOverflow):
         backend.append([backend.tokenize("hello")[0]] * (backend.n_ctx + 1))
     assert backend.tokens == []
+
+
+def test_scored_prefill_matches_step_by_step_probabilities(backend: Backend, template: ChatTemplate) -> None:
+    messages = [ChatMessage("user", "Where was Zorblax Quintaro born?")]
+    prompt = template.prompt(messages, "You are a helpful assistant.")
+    start, end = template.question_span(prompt, messages)
+    assert b"".join(backend.token_bytes(t) for t in prompt[start:end]).decode() == messages[0].content
+    backend.rollback(0)
+    loaded = backend.load_prompt(prompt, score_from=start)
+    scores = loaded.scores[: end - start]
+    assert len(loaded.scores) == len(prompt) - start and backend.tokens == prompt
+    # The same numbers, one token at a time.
+    backend.rollback(start)
+    backend.logits()
+    for i, token in enumerate(prompt[start:end]):
+        expected = float(np.log(_probs(backend.logits())[token]))
+        assert abs(scores[i] - expected) < 0.05
+        backend.append([token])
+    pieces = [backend.piece(t) for t in prompt[start:end]]
+    by_piece = dict(zip(pieces, scores))
+    # The invented name surprises the model far more than the words around it.
+    assert -by_piece[" Quint"] > 5 and -by_piece[" born"] < 3
