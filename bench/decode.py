@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from llama_cpp import Llama  # noqa: E402
 
-from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig  # noqa: E402
+from query_unit.heuristic import HeuristicConfig, HeuristicUnit  # noqa: E402
+from query_unit.turn import UnitTools  # noqa: E402
 from service.generator.chat_template import ChatMessage, ChatTemplate  # noqa: E402
 from service.generator.decode_loop import GenerationParams, generate  # noqa: E402
 from service.generator.events import TokenEvent  # noqa: E402
@@ -52,7 +53,7 @@ def run_raw(llm: Llama, prompt: list[int], n: int) -> tuple[float, float, int]:
 
 
 def run_ours(backend: LlamaCppBackend, template: ChatTemplate, prompt: list[int], n: int) -> tuple[float, float, int]:
-    unit = SimpleQueryUnit(NoSearch(), lambda s: len(s.split()), SimpleUnitConfig(prob_threshold=0.0))
+    unit = HeuristicUnit(UnitTools(NoSearch(), lambda s: len(s.split())), HeuristicConfig(prob_threshold=0.0))
     backend.rollback(0)
     start = time.perf_counter()
     first = None

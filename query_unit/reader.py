@@ -6,6 +6,7 @@ sentences within a token budget, each still tied to the passage it came from.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -26,25 +27,39 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 3}
+
+
 def read(
     query: str,
     passages: list[Passage],
     embed: Embed,
     count_tokens: Callable[[str], int],
     budget: int,
+    margin: float = 0.15,
 ) -> list[Passage]:
     """The best sentences across passages within `budget` tokens, grouped back by passage in
     their original order; a passage keeps its source, title and scores."""
     pieces = [(n, i, s) for n, p in enumerate(passages) for i, s in enumerate(_sentences(p.text))]
     if not pieces:
         return []
-    vectors = embed([query] + [s for _, _, s in pieces])
+    # A sentence is embedded with its passage's title: "It was invented in 1642" must still
+    # be about the harp.
+    titled = [f"{passages[n].title}: {s}" if passages[n].title else s for n, _, s in pieces]
+    vectors = embed([query] + titled)
     similarity = vectors[1:] @ vectors[0]
-    # Passage rank breaks near-ties: the retriever's order carries the lexical evidence too.
-    score = similarity - 0.01 * np.array([n for n, _, _ in pieces])
+    # Shared rare words count too (a date's sentence shares "invented" with the question),
+    # and passage rank breaks near-ties.
+    query_words = _words(query)
+    overlap = np.array([len(query_words & _words(s)) / max(len(query_words), 1) for _, _, s in pieces])
+    score = similarity + 0.2 * overlap - 0.01 * np.array([n for n, _, _ in pieces])
     chosen: list[int] = []
     used = 0
+    best = float(score.max())
     for k in np.argsort(-score):
+        if chosen and score[k] < best - margin:
+            break  # far below the best sentence: a distractor more than an answer
         cost = count_tokens(pieces[k][2])
         if used + cost > budget:
             if chosen:

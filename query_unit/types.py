@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from retrieval.types import Passage
 
@@ -40,6 +40,7 @@ class Pause:
     query: str
     keep_tokens: int
     trigger_text: str = ""
+    retry: bool = False  # show the evidence already found again instead of searching
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,8 @@ class Evidence:
     query: str
     passages: tuple[Passage, ...] = ()
     error: str | None = None
-    extra: dict[str, float] = field(default_factory=dict)
+    question: str = ""  # the user's question, which the evidence block may restate
+    retry: bool = False  # the same evidence again: the model did not use it the first time
 
     @property
     def ok(self) -> bool:

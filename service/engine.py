@@ -7,9 +7,11 @@ from collections.abc import Iterator, Sequence
 
 import httpx
 
-from query_unit.protocol import Searcher
+from query_unit.heuristic import HeuristicConfig, HeuristicUnit
+from query_unit.learned import LearnedUnit
+from query_unit.protocol import QueryUnit, Searcher
 from query_unit.routing import RoutedSearcher
-from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig
+from query_unit.turn import TurnConfig, UnitTools
 from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
 from retrieval.page_fetch import PageFetcher
@@ -31,16 +33,20 @@ class Engine:
         self.template = ChatTemplate(backend)
         self.index = index
         self.searcher = RoutedSearcher(index, web_searcher(settings), settings.web_fallback_similarity)
-        self.unit = SimpleQueryUnit(
-            self.searcher,
-            lambda text: len(backend.tokenize(text)),
-            SimpleUnitConfig(
-                prob_threshold=settings.pause_prob_threshold,
-                max_searches=settings.max_searches_per_turn,
-                evidence_token_budget=settings.evidence_token_budget,
-            ),
+        tools = UnitTools(
+            searcher=self.searcher,
+            count_tokens=lambda text: len(backend.tokenize(text)),
             embed=index.embedder.encode,
+            local=index,
+            config=TurnConfig(
+                max_searches=settings.max_searches_per_turn, evidence_token_budget=settings.evidence_token_budget
+            ),
         )
+        self.unit: QueryUnit
+        if settings.query_unit == "learned":
+            self.unit = LearnedUnit(tools, target_rate=settings.learned_target_rate)
+        else:
+            self.unit = HeuristicUnit(tools, HeuristicConfig(prob_threshold=settings.pause_prob_threshold))
 
     @classmethod
     def load(cls, settings: Settings) -> "Engine":

@@ -33,8 +33,14 @@ class Settings(BaseSettings):
     system_prompt: str = "You are a helpful assistant. Answer briefly and factually."
 
     # Query unit.
+    query_unit: Literal["heuristic", "learned"] = Field(
+        default="heuristic", description="heuristic: better on bench/answer_quality.py so far (see README)."
+    )
+    learned_target_rate: float | None = Field(
+        default=None, ge=0.05, le=0.95, description="Share of turns the learned unit searches; default: as trained."
+    )
     max_searches_per_turn: int = 3
-    pause_prob_threshold: float = 0.3
+    pause_prob_threshold: float = 0.05
     evidence_token_budget: int = 120
     starter_corpus: Path | None = Field(
         default=None, description="Folder of .md/.txt files indexed at start; default: index_data/starter."

@@ -25,7 +25,7 @@ from service.generator.events import (
     ResumeEvent,
     TokenEvent,
 )
-from service.generator.evidence_block import evidence_block
+from service.generator.evidence_block import DEFAULT_STYLE, EvidenceStyle, evidence_block
 from service.generator.sampling import Sampler, SamplingParams
 
 
@@ -34,6 +34,7 @@ class GenerationParams:
     max_tokens: int = 256
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stop: tuple[str, ...] = ()
+    evidence_style: EvidenceStyle = DEFAULT_STYLE
 
 
 def generate(
@@ -81,11 +82,11 @@ def generate(
             if evidence.ok:
                 kept = segment[: pause.keep_tokens]
                 backend.rollback(segment_start + len(kept))
-                block = evidence_block(template, evidence, draft_kept=bool(kept))
+                block = evidence_block(template, evidence, draft_kept=bool(kept), style=params.evidence_style)
                 backend.append(block)
                 committed = _join(committed, _decode(backend, kept))
                 completion_tokens -= len(segment) - len(kept)
-                sources.extend(evidence.passages)
+                sources.extend(p for p in evidence.passages if p not in sources)
                 segment, segment_start = [], len(backend.tokens)
                 decoder.reset()
                 stops.reset()

@@ -1,30 +1,44 @@
 """How evidence enters the context mid-answer.
 
-Measured on SmolLM2-135M with four invented facts (see the closing note of issue 2): a user
-message with numbered search results after the draft, then a fresh assistant turn, got 4/4
-facts into the answer; an in-turn block 3/4; a system message 3/4; "Context/Question" 3/4.
-Passage text is tokenized as plain text: it cannot open or close a message.
+The draft is closed, the evidence comes as a user message, and a fresh assistant turn
+resumes. Passage text is tokenized as plain text: it cannot open or close a message.
+Styles compared by bench/evidence_format.py on the training questions (the numbers are in
+its results file and the README); the default is the best of them.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from query_unit.types import Evidence
 from service.generator.chat_template import ChatTemplate
 
-
-def evidence_text(evidence: Evidence) -> str:
-    lines = [f'Search results for "{evidence.query}":']
-    for n, passage in enumerate(evidence.passages, start=1):
-        # Titles stay out: the model copies them verbatim; they reach the user as citations.
-        lines.append(f"[{n}] {passage.text}")
-    return "\n".join(lines)
+EvidenceStyle = Literal["numbered_results", "context_then_question", "facts_then_question"]
+DEFAULT_STYLE: EvidenceStyle = "numbered_results"
 
 
-def evidence_block(template: ChatTemplate, evidence: Evidence, draft_kept: bool) -> list[int]:
-    """Tokens that close the draft, show the results as a user message and reopen the answer."""
-    ask = "Continue your answer using these results." if draft_kept else "Use these results to answer my question."
+def evidence_text(evidence: Evidence, style: EvidenceStyle = DEFAULT_STYLE, draft_kept: bool = False) -> str:
+    # Titles stay out: the model copies them verbatim; they reach the user as citations.
+    question = evidence.question or evidence.query
+    if style == "numbered_results":
+        lines = [f'Search results for "{evidence.query}":']
+        lines += [f"[{n}] {p.text}" for n, p in enumerate(evidence.passages, start=1)]
+        ask = "Continue your answer using these results." if draft_kept else "Use these results to answer my question."
+        return "\n".join(lines) + "\n\n" + ask
+    facts = " ".join(p.text for p in evidence.passages)
+    if style == "context_then_question":
+        return f"Context: {facts}\n\nQuestion: {question}"
+    return f"Here is what I found: {facts}\n\nUsing only that, answer briefly: {question}"
+
+
+def evidence_block(
+    template: ChatTemplate, evidence: Evidence, draft_kept: bool, style: EvidenceStyle = DEFAULT_STYLE
+) -> list[int]:
+    """Tokens that close the draft, show the evidence as a user message and reopen the answer.
+    A retry restates the question right after the facts, whatever the style."""
+    text = evidence_text(evidence, "facts_then_question" if evidence.retry else style, draft_kept)
     return [
         *template.close_assistant(),
-        *template.message("user", evidence_text(evidence) + "\n\n" + ask),
+        *template.message("user", text),
         *template.assistant_start(),
     ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from query_unit.simple import SimpleQueryUnit, SimpleUnitConfig
+from query_unit.heuristic import HeuristicConfig, HeuristicUnit
+from query_unit.turn import TurnConfig, UnitTools
 from retrieval.document_index import DocumentIndex
 from query_unit.routing import RoutedSearcher
 from retrieval.web_search import WebSearcher, searxng_client
@@ -26,13 +27,23 @@ from service.generator.sampling import SamplingParams
 SYSTEM = "You are a helpful assistant."
 
 
-def run(backend: Backend, searcher, question: str, config=SimpleUnitConfig(), **params):
+EAGER = HeuristicConfig(prob_threshold=0.3)  # pauses readily mid-answer: exercises the loop
+
+
+def run(backend: Backend, searcher, question: str, config=TurnConfig(), gate: bool = False, rules=EAGER, **params):
+    """Answer with the heuristic unit. Without `gate` the question's signals are withheld, so
+    that pauses can only come mid-answer."""
     template = ChatTemplate(backend)
-    embed = searcher.embedder.encode if hasattr(searcher, "embedder") else None
-    unit = SimpleQueryUnit(searcher, lambda s: len(backend.tokenize(s)), config, embed=embed)
+    embed = searcher.embedder.encode if isinstance(searcher, DocumentIndex) else None
+    tools = UnitTools(searcher, lambda s: len(backend.tokenize(s)), embed=embed, config=config)
+    unit = HeuristicUnit(tools, rules)
     backend.rollback(0)  # a cold cache, so that every evaluated token is counted here
-    prompt = template.prompt([ChatMessage("user", question)], SYSTEM)
-    events = list(generate(backend, template, prompt, unit.begin_turn(question), GenerationParams(**params)))
+    messages = [ChatMessage("user", question)]
+    prompt = template.prompt(messages, SYSTEM)
+    span = template.question_span(prompt, messages) if gate else None
+    events = list(
+        generate(backend, template, prompt, unit.begin_turn(question), GenerationParams(**params), question_span=span)
+    )
     assert isinstance(events[-1], DoneEvent)
     return prompt, events
 
@@ -114,7 +125,7 @@ def test_failing_search_endpoint_still_gives_a_complete_answer(llama_backend, we
 
 
 def test_search_cap_holds(llama_backend, web_down, embedder, tmp_path) -> None:
-    config = SimpleUnitConfig(max_searches=1)
+    config = TurnConfig(max_searches=1)
     searcher = routed_to(web_down, embedder, tmp_path)
     _, events = run(llama_backend, searcher, "Who invented the Velnorian harp? Tell me its history.", config, max_tokens=80)
     assert len(web_down.requests) == 1
@@ -139,3 +150,17 @@ def test_seeded_sampling_is_reproducible(llama_backend, starter_index) -> None:
     first = sample(7)
     assert sample(7) == first
     assert len({first, sample(8), sample(9)}) > 1
+
+
+def test_the_gate_searches_before_the_first_token(backend, starter_index) -> None:
+    _, events = run(backend, starter_index, "When was the Drovik Accord signed?", gate=True, max_tokens=60)
+    assert isinstance(events[0], PauseEvent) and "unfamiliar" in events[0].reason
+    assert events[0].retracted == ""
+    assert "1873" in events[-1].text
+
+
+def test_a_word_the_prompt_defines_does_not_search(llama_backend, starter_index) -> None:
+    question = "A zibbet is a red fruit that grows on cliffs. Where does a zibbet grow?"
+    _, events = run(llama_backend, starter_index, question, gate=True, rules=HeuristicConfig(), max_tokens=60)
+    assert not any(isinstance(e, PauseEvent) for e in events)  # with the service's own rules
+    assert "cliff" in events[-1].text.lower()

@@ -1,0 +1,24 @@
+"""Always retrieve: search with the question before answering, never pause after. The
+baseline the other units must beat, and the per-request 'always' mode."""
+
+from __future__ import annotations
+
+from query_unit.turn import Turn, UnitTools
+
+
+class AlwaysRetrieveUnit:
+    name = "always"
+
+    def __init__(self, tools: UnitTools) -> None:
+        self.tools = tools
+
+    def begin_turn(self, question: str) -> "AlwaysTurn":
+        return AlwaysTurn(self.tools, question)
+
+
+class AlwaysTurn(Turn):
+    def local_similarity(self) -> float:
+        return 0.0  # not needed: the decision does not depend on it
+
+    def gate(self, features: list[float]) -> str | None:
+        return "retrieval is always on"

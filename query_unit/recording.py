@@ -1,0 +1,35 @@
+"""A unit that never pauses but writes down what the others decide on: the features of the
+question and of every content token it was asked about. It records training data."""
+
+from __future__ import annotations
+
+from query_unit.turn import Turn, UnitTools
+from query_unit.types import TokenStep
+
+
+class RecordingUnit:
+    name = "recording"
+
+    def __init__(self, tools: UnitTools) -> None:
+        self.tools = tools
+        self.turns: list[RecordingTurn] = []
+
+    def begin_turn(self, question: str) -> "RecordingTurn":
+        turn = RecordingTurn(self.tools, question)
+        self.turns.append(turn)
+        return turn
+
+
+class RecordingTurn(Turn):
+    def __init__(self, tools: UnitTools, question: str) -> None:
+        super().__init__(tools, question)
+        self.question_features: list[float] = []
+        self.token_features: list[list[float]] = []
+
+    def gate(self, features: list[float]) -> str | None:
+        self.question_features = features
+        return None
+
+    def check(self, step: TokenStep, features: list[float]) -> str | None:
+        self.token_features.append(features)
+        return None

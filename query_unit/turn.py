@@ -1,0 +1,205 @@
+"""What every unit does in a turn, whatever decides when: follow the draft sentence by
+sentence, build queries, cap and deduplicate searches, and read what comes back.
+
+A unit supplies two decisions: `gate` before the first token (from the question's signals)
+and `check` on each content token while the answer is written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from query_unit.content_words import ends_sentence, is_content_piece
+from query_unit.features import SentenceState, question_features
+from query_unit.protocol import Searcher
+from query_unit.reader import Embed, read
+from query_unit.types import Evidence, Pause, QuestionSignals, TokenStep
+from retrieval.types import Passage
+
+
+@dataclass(frozen=True, slots=True)
+class TurnConfig:
+    max_searches: int = 3
+    evidence_token_budget: int = 120
+    passages_per_search: int = 4
+    # Local passages less similar than this to the query are not evidence of anything.
+    min_passage_score: float = 0.35
+
+
+@dataclass
+class UnitTools:
+    """What a unit works with, handed in by the service."""
+
+    searcher: Searcher  # where queries go (local first, the web when configured)
+    count_tokens: Callable[[str], int]
+    embed: Embed | None = None  # the sentence reader; without it whole passages are used
+    local: Searcher | None = None  # the local index, for the question's best-match feature
+    config: TurnConfig = TurnConfig()
+
+
+def similarity(passage: Passage) -> float:
+    """Cosine to the query where the searcher gives it (comparable across searches), else its score."""
+    return passage.similarity if passage.similarity is not None else passage.score
+
+
+class Turn:
+    def __init__(self, tools: UnitTools, question: str) -> None:
+        self.tools = tools
+        self.config = tools.config
+        self.question = question
+        self.pieces: list[str] = []  # kept tokens of the current answer segment
+        self.sure: list[bool] = []
+        self.sentence_start = 0
+        self.position = 0  # answer tokens kept so far, all segments
+        self.sentence = SentenceState()
+        self.searches = 0
+        self.asked: set[str] = set()
+        self.shown: set[tuple[str, int]] = set()  # passages already in the context
+        self.given: list[Passage] = []  # what was fed back, as read
+        self.retried = False
+        # Words the model may say without being unsure of them: the user's and the evidence's.
+        self.known_words: set[str] = set(_words(question))
+        self.partial = ""  # the word being written, piece by piece
+
+    # --- decisions a unit makes ----------------------------------------------------------
+    def gate(self, features: list[float]) -> str | None:
+        """A reason to search before answering, or None."""
+        return None
+
+    def check(self, step: TokenStep, features: list[float]) -> str | None:
+        """A reason to pause at this content token, or None."""
+        return None
+
+    # --- the protocol ---------------------------------------------------------------------
+    def before_generation(self, question: QuestionSignals | None = None) -> Pause | None:
+        features = question_features(question, self.local_similarity())
+        reason = self.gate(features)
+        if reason is None or not self._may_search(self.question):
+            return None
+        return Pause(reason=reason, query=self.question, keep_tokens=0)
+
+    def local_similarity(self) -> float:
+        local = self.tools.local
+        if local is None:
+            return 0.0
+        try:
+            found = local.search(self.question, 1)
+        except Exception:  # a feature, not an answer: a broken index reads as "nothing close"
+            return 0.0
+        return similarity(found[0]) if found else 0.0
+
+    def observe(self, step: TokenStep) -> Pause | None:
+        content = is_content_piece(step.text)
+        word = self._extend_word(step.text)
+        grounded = any(known.startswith(word) for known in self.known_words) if word else True
+        reason = None
+        if content and not grounded:
+            reason = self.check(step, self.sentence.features(step, self.position, bool(self.shown)))
+        if reason is not None:
+            query = self._query()
+            if self._may_search(query):
+                return Pause(reason=reason, query=query, keep_tokens=self.sentence_start, trigger_text=step.text)
+        if ends_sentence(step.text) and self._ignores_evidence(step.text):
+            # A whole sentence written after the evidence without a word of it (an echo of
+            # the question, a made-up list): show the evidence again, question restated.
+            self.retried = True
+            return Pause(
+                reason="the answer does not use the evidence",
+                query=self.question,
+                keep_tokens=0,
+                trigger_text=step.text,
+                retry=True,
+            )
+        self.partial = word
+        self.pieces.append(step.text)
+        self.sure.append(reason is None)
+        self.position += 1
+        self.sentence.update(step)
+        if ends_sentence(step.text):
+            self.sentence_start = len(self.pieces)
+            self.sentence.reset()
+        return None
+
+    def gather(self, pause: Pause) -> Evidence:
+        self.searches += 1
+        if pause.retry:
+            return Evidence(query=pause.query, passages=tuple(self.given), question=self.question, retry=True)
+        self.asked.add(_normal(pause.query))
+        try:
+            found = self.tools.searcher.search(pause.query, self.config.passages_per_search)
+        except Exception as exc:  # a failed search never ends the answer
+            return Evidence(query=pause.query, error=f"search failed: {exc}", question=self.question)
+        # Passages already in the context would only repeat themselves: a pause needs new ones.
+        # Web results carry no similarity: the reader ranks their sentences instead.
+        fresh = [
+            p for p in found
+            if (p.similarity is None or p.similarity >= self.config.min_passage_score) and _key(p) not in self.shown
+        ]
+        if self.tools.embed is not None:
+            kept = read(pause.query, fresh, self.tools.embed, self.tools.count_tokens, self.config.evidence_token_budget)
+        else:
+            kept = self._within_budget(fresh)
+        if not kept and self.given and not self.retried:
+            # Nothing new, yet the model is making things up with the evidence in front of it:
+            # show it once more, with the question restated right after it.
+            self.retried = True
+            return Evidence(query=pause.query, passages=tuple(self.given), question=self.question, retry=True)
+        self.shown.update(_key(p) for p in kept)
+        self.given.extend(kept)
+        for passage in kept:
+            self.known_words.update(_words(passage.text))
+        return Evidence(query=pause.query, passages=tuple(kept), question=self.question)
+
+    def resumed(self, kept_tokens: int) -> None:
+        # The answer goes on in a new segment; the kept draft is no longer rewritable.
+        self.pieces, self.sure, self.sentence_start, self.partial = [], [], 0, ""
+        self.sentence.reset()
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _ignores_evidence(self, last_piece: str) -> bool:
+        """True at a sentence end when everything written since the evidence (three words at
+        least) uses none of the evidence's own words."""
+        if not self.given or self.retried or self.searches >= self.config.max_searches:
+            return False
+        written = _words("".join(self.pieces) + last_piece)
+        evidence = {w for p in self.given for w in _words(p.text)} - set(_words(self.question))
+        return len(written) >= 3 and not (set(written) & evidence)
+
+    def _extend_word(self, piece: str) -> str:
+        """The word this piece starts or continues, lowercased ("" for punctuation)."""
+        if not piece[:1].isalnum():  # a space or punctuation starts a new word
+            return "".join(ch for ch in piece.lower() if ch.isalnum())
+        return self.partial + "".join(ch for ch in piece.lower() if ch.isalnum())
+
+    def _may_search(self, query: str) -> bool:
+        return self.searches < self.config.max_searches and _normal(query) not in self.asked
+
+    def _query(self) -> str:
+        """The question plus the sure words of the sentence being written; unsure ones masked."""
+        start = self.sentence_start
+        draft = "".join(p for p, ok in zip(self.pieces[start:], self.sure[start:]) if ok)
+        return " ".join(part for part in (self.question.strip(), draft.strip()) if part)
+
+    def _within_budget(self, passages: list[Passage]) -> list[Passage]:
+        kept, used = [], 0
+        for passage in passages:
+            cost = self.tools.count_tokens(passage.text)
+            if kept and used + cost > self.config.evidence_token_budget:
+                break
+            kept.append(passage)
+            used += cost
+        return kept
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _key(passage: Passage) -> tuple[str, int]:
+    return passage.source, passage.chunk_id
+
+
+def _normal(query: str) -> str:
+    return " ".join(query.lower().split())

@@ -1,0 +1,104 @@
+"""Running questions through the real decode loop and scoring the answers: shared by the
+answer-quality benchmark and the learned unit's training command."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from query_unit.controls import EVAL_CONTROLS, SELF_DEFINED, TRAIN_CONTROLS
+from query_unit.protocol import QueryUnit
+from retrieval.document_index import DocumentIndex, DocumentInput
+from service.generator.backend import Backend
+from service.generator.chat_template import ChatMessage, ChatTemplate
+from service.generator.decode_loop import GenerationParams, generate
+from service.generator.evidence_block import DEFAULT_STYLE, EvidenceStyle
+from service.generator.events import DoneEvent, EvidenceEvent, PauseEvent, ResumeEvent, TokenEvent
+
+DATA = Path(__file__).resolve().parent.parent / "query_unit" / "data"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    # split("\n"), not splitlines(): some MS MARCO passages contain U+2028.
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+@dataclass(frozen=True)
+class Case:
+    question: str
+    answer: str  # alternatives separated by "|"
+    group: str  # invented | known | self_defined
+
+
+@dataclass
+class Outcome:
+    case: Case
+    text: str
+    correct: bool
+    searches: int
+    pause_seconds: list[float] = field(default_factory=list)
+    evidence_has_answer: bool = False
+    seconds: float = 0.0
+
+
+def is_correct(text: str, gold: str) -> bool:
+    lowered = text.lower()
+    return any(option.lower() in lowered for option in gold.split("|"))
+
+
+def invented_documents(split: str) -> list[dict]:
+    return read_jsonl(DATA / f"{split}.jsonl")
+
+
+def cases(split: str) -> list[Case]:
+    out = [Case(q["question"], q["answer"], "invented") for d in invented_documents(split) for q in d["questions"]]
+    controls = EVAL_CONTROLS if split == "eval" else TRAIN_CONTROLS
+    defined = {q for q, _ in SELF_DEFINED}
+    out += [Case(q, a, "self_defined" if q in defined else "known") for q, a in controls]
+    return out
+
+
+def build_index(data_dir: Path, index: DocumentIndex, msmarco_corpus: Path | None, split: str) -> DocumentIndex:
+    """The split's invented documents mixed into the MS MARCO passages: retrieval must find
+    them among thousands."""
+    docs = [DocumentInput(d["text"], d["title"], f"invented:{d['id']}", d["id"]) for d in invented_documents(split)]
+    if msmarco_corpus is not None and msmarco_corpus.exists():
+        docs += [DocumentInput(p["text"], p.get("title", ""), f"msmarco:{p['_id']}", p["_id"]) for p in read_jsonl(msmarco_corpus)]
+    index.add_documents(docs)
+    return index
+
+
+def run_case(
+    backend: Backend,
+    template: ChatTemplate,
+    unit: QueryUnit | None,
+    case: Case,
+    system_prompt: str,
+    max_tokens: int = 80,
+    evidence_style: EvidenceStyle = DEFAULT_STYLE,
+) -> Outcome:
+    messages = [ChatMessage("user", case.question)]
+    prompt = template.prompt(messages, system_prompt)
+    span = template.question_span(prompt, messages)
+    monitor = unit.begin_turn(case.question) if unit is not None else None
+    start = time.perf_counter()
+    paused_at = None
+    pauses: list[float] = []
+    evidence_has_answer = False
+    done: DoneEvent | None = None
+    for event in generate(backend, template, prompt, monitor, GenerationParams(max_tokens=max_tokens, evidence_style=evidence_style), question_span=span):
+        if isinstance(event, PauseEvent):
+            paused_at = time.perf_counter()
+        elif isinstance(event, EvidenceEvent):
+            evidence_has_answer |= any(is_correct(p.text, case.answer) for p in event.passages)
+        elif isinstance(event, (ResumeEvent, TokenEvent)) and paused_at is not None:
+            pauses.append(time.perf_counter() - paused_at)  # search, reading and evidence prefill
+            paused_at = None
+        elif isinstance(event, DoneEvent):
+            done = event
+    assert done is not None
+    return Outcome(
+        case, done.text, is_correct(done.text, case.answer), done.searches, pauses, evidence_has_answer, time.perf_counter() - start
+    )

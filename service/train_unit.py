@@ -1,0 +1,76 @@
+"""`python -m service.train_unit`: build the learned unit's training data and train it.
+
+For every training question (invented entities from query_unit/data/train.jsonl mixed into
+the MS MARCO passages, plus the training controls) the real model answers twice: closed-book
+while a recording unit writes down the features, and with the question's search results in
+context. A turn is labelled 1 when the evidence fixed a wrong answer or held the answer the
+model missed. The weights go to query_unit/weights/learned_unit.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from query_unit import train as trainer  # noqa: E402
+from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
+from query_unit.recording import RecordingUnit  # noqa: E402
+from query_unit.turn import UnitTools  # noqa: E402
+from retrieval.document_index import DocumentIndex  # noqa: E402
+from retrieval.embedder import Embedder  # noqa: E402
+from service.evaluation import build_index, cases, run_case  # noqa: E402
+from service.generator.chat_template import ChatTemplate  # noqa: E402
+from service.generator.loading import load_backend  # noqa: E402
+from service.settings import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--msmarco", type=Path, default=REPO.parent / "shared" / "data" / "msmarco" / "corpus.jsonl")
+    parser.add_argument("--turns-out", type=Path, default=REPO / "index_data" / "training_turns.jsonl")
+    parser.add_argument("--out", type=Path, default=trainer.WEIGHTS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    settings = Settings()
+    backend = load_backend(settings)
+    template = ChatTemplate(backend)
+    embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
+    with tempfile.TemporaryDirectory() as tmp:
+        index = build_index(Path(tmp), DocumentIndex(Path(tmp), embedder), args.msmarco, "train")
+        tools = UnitTools(index, lambda t: len(backend.tokenize(t)), embedder.encode, local=index)
+        recorder, always = RecordingUnit(tools), AlwaysRetrieveUnit(tools)
+        turns = []
+        for n, case in enumerate(cases("train")):
+            closed = run_case(backend, template, recorder, case, settings.system_prompt)
+            record = recorder.turns[-1]
+            with_evidence = run_case(backend, template, always, case, settings.system_prompt)
+            helped = not closed.correct and (with_evidence.correct or with_evidence.evidence_has_answer)
+            turns.append(
+                {
+                    "id": n,
+                    "group": case.group,
+                    "label": int(helped),
+                    "closed_correct": closed.correct,
+                    "evidence_correct": with_evidence.correct,
+                    "question": record.question_features,
+                    "tokens": record.token_features,
+                }
+            )
+            logging.info("%3d %-12s label=%d closed=%s evidence=%s  %s", n, case.group, helped, closed.correct, with_evidence.correct, case.question)
+    args.turns_out.parent.mkdir(parents=True, exist_ok=True)
+    args.turns_out.write_text("".join(json.dumps(t) + "\n" for t in turns))
+    weights = trainer.main(args.turns_out, args.out)
+    print(json.dumps({"held_out": weights["held_out"], "default_rate": weights["default_rate"], "trained_on": weights["trained_on"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
