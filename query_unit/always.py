@@ -22,3 +22,6 @@ class AlwaysTurn(Turn):
 
     def gate(self, features: list[float]) -> str | None:
         return "retrieval is always on"
+
+    def _ignores_evidence(self, last_piece: str) -> bool:
+        return False  # the baseline searches once, before answering, and never pauses after

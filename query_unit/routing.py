@@ -1,10 +1,23 @@
 """Where a query goes: the local index first, the web when it is configured and the local
-index has nothing close enough."""
+index has nothing close enough, or when the question asks for current information."""
 
 from __future__ import annotations
 
+import re
+
 from query_unit.protocol import Searcher
 from retrieval.types import Passage
+
+
+_CURRENT = re.compile(
+    r"\b(today|tonight|now|currently|current|latest|newest|recent|recently|this (week|month|year)|news|right now)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_current_information(query: str) -> bool:
+    """A local index is a snapshot: questions about now go to the web as well."""
+    return bool(_CURRENT.search(query))
 
 
 def _similarity(passage: Passage) -> float:
@@ -22,7 +35,7 @@ class RoutedSearcher:
         only when the local index had nothing usable, so that the answer can say so."""
         local = self.local.search(query, k)
         strong = [p for p in local if _similarity(p) >= self.weak_similarity]
-        if strong or self.web is None:
+        if self.web is None or (strong and not asks_for_current_information(query)):
             return local
         try:
             web = self.web.search(query, k)

@@ -58,6 +58,7 @@ class Turn:
         self.asked: set[str] = set()
         self.shown: set[tuple[str, int]] = set()  # passages already in the context
         self.given: list[Passage] = []  # what was fed back, as read
+        self.question_features: list[float] | None = None  # set before the first token, when known
         self.retried = False
         # Words the model may say without being unsure of them: the user's and the evidence's.
         self.known_words: set[str] = set(_words(question))
@@ -75,6 +76,7 @@ class Turn:
     # --- the protocol ---------------------------------------------------------------------
     def before_generation(self, question: QuestionSignals | None = None) -> Pause | None:
         features = question_features(question, self.local_similarity())
+        self.question_features = features
         reason = self.gate(features)
         if reason is None or not self._may_search(self.question):
             return None

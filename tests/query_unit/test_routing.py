@@ -41,3 +41,9 @@ def test_web_failure_is_raised_only_when_nothing_local_helps(starter_index, serv
     with pytest.raises(WebSearchFailed):
         RoutedSearcher(starter_index, web(server)).search("Who keeps the Narth lighthouse?")
     assert "zorblax" in RoutedSearcher(starter_index, web(server)).search("Zorblax Quintaro birthplace")[0].source
+
+
+def test_questions_about_now_also_ask_the_web(starter_index, server) -> None:
+    found = RoutedSearcher(starter_index, web(server)).search("What is the latest news about Zorblax Quintaro?")
+    assert len(server.requests) == 1
+    assert any("zorblax" in p.source for p in found)  # the strong local match stays
