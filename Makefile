@@ -28,6 +28,8 @@ bench: setup
 	$(PY) bench/indexing.py
 	$(PY) bench/search.py
 	$(PY) bench/retrieval_quality.py
+	$(PY) bench/evidence_format.py
+	$(PY) bench/answer_quality.py
 
 clean:
 	rm -rf $(VENV) index_data/*.sqlite3* index_data/*.faiss index_data/hf_cache

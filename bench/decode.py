@@ -70,7 +70,7 @@ def run_ours(backend: LlamaCppBackend, template: ChatTemplate, prompt: list[int]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=200)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "decode.json")
     args = parser.parse_args()
 
