@@ -3,6 +3,7 @@ baseline the other units must beat, and the per-request 'always' mode."""
 
 from __future__ import annotations
 
+from query_unit.features import QuestionFeatures
 from query_unit.turn import Turn, UnitTools
 
 
@@ -17,10 +18,7 @@ class AlwaysRetrieveUnit:
 
 
 class AlwaysTurn(Turn):
-    def local_similarity(self) -> float:
-        return 0.0  # not needed: the decision does not depend on it
-
-    def gate(self, features: list[float]) -> str | None:
+    def gate(self, features: QuestionFeatures) -> str | None:
         return "retrieval is always on"
 
     def _ignores_evidence(self, last_piece: str) -> bool:

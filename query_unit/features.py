@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from query_unit.content_words import FUNCTION_WORDS, is_content_piece
@@ -47,16 +48,33 @@ def content_words(signals: QuestionSignals) -> list[Word]:
 QUESTION_FEATURES = ("max_surprisal", "second_surprisal", "rare_words", "local_similarity", "words")
 
 
+class QuestionFeatures:
+    """The question's signals. The best local match costs a search, so it is looked up only
+    when a decision asks for it (the heuristic gate rarely does)."""
+
+    def __init__(self, signals: QuestionSignals | None, local_similarity: Callable[[], float]) -> None:
+        words = content_words(signals) if signals is not None else []
+        surprisals = sorted((w.surprisal for w in words), reverse=True) + [0.0, 0.0]
+        self.max_surprisal = surprisals[0]
+        self.second_surprisal = surprisals[1]
+        self.rare_words = float(sum(s >= 10.0 for s in surprisals))
+        self.words = float(len(words))
+        self._lookup = local_similarity
+        self._similarity: float | None = None
+
+    @property
+    def local_similarity(self) -> float:
+        if self._similarity is None:
+            self._similarity = self._lookup()
+        return self._similarity
+
+    def as_list(self) -> list[float]:
+        """In the order of QUESTION_FEATURES."""
+        return [self.max_surprisal, self.second_surprisal, self.rare_words, self.local_similarity, self.words]
+
+
 def question_features(signals: QuestionSignals | None, local_similarity: float) -> list[float]:
-    words = content_words(signals) if signals is not None else []
-    surprisals = sorted((w.surprisal for w in words), reverse=True) + [0.0, 0.0]
-    return [
-        surprisals[0],
-        surprisals[1],
-        float(sum(s >= 10.0 for s in surprisals)),
-        local_similarity,
-        float(len(words)),
-    ]
+    return QuestionFeatures(signals, lambda: local_similarity).as_list()
 
 
 TOKEN_FEATURES = (

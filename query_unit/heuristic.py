@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from query_unit.features import QuestionFeatures
 from query_unit.turn import Turn, UnitTools
 from query_unit.types import TokenStep
 
@@ -48,17 +49,17 @@ class HeuristicTurn(Turn):
         super().__init__(tools, question)
         self.rules = config
 
-    def gate(self, features: list[float]) -> str | None:
-        surprisal, similarity = features[0], features[3]
+    def gate(self, features: QuestionFeatures) -> str | None:
+        surprisal = features.max_surprisal
         if surprisal >= self.rules.gate_surprisal:
             return f"the question names something unfamiliar ({surprisal:.0f} nats)"
-        if surprisal >= self.rules.gate_surprisal_with_match and similarity >= self.rules.gate_similarity:
-            return f"an unfamiliar word ({surprisal:.0f} nats) the index knows (similarity {similarity:.2f})"
+        if surprisal >= self.rules.gate_surprisal_with_match and features.local_similarity >= self.rules.gate_similarity:
+            return f"an unfamiliar word ({surprisal:.0f} nats) the index knows (similarity {features.local_similarity:.2f})"
         return None
 
     def check(self, step: TokenStep, features: list[float]) -> str | None:
         threshold = self.rules.prob_threshold * (self.rules.after_evidence_factor if self.shown else 1.0)
-        familiar = self.question_features is not None and self.question_features[0] < self.rules.familiar_surprisal
+        familiar = self.question_features is not None and self.question_features.max_surprisal < self.rules.familiar_surprisal
         if familiar:
             threshold *= self.rules.familiar_factor
         if step.prob < threshold:

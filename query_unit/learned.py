@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from query_unit.features import QuestionFeatures
 from query_unit.turn import Turn, UnitTools
 from query_unit.types import TokenStep
 
@@ -85,8 +86,8 @@ class LearnedTurn(Turn):
         super().__init__(tools, question)
         self.unit = unit
 
-    def gate(self, features: list[float]) -> str | None:
-        p = self.unit.weights.gate.score(features)
+    def gate(self, features: QuestionFeatures) -> str | None:
+        p = self.unit.weights.gate.score(features.as_list())
         return f"the question likely needs evidence (p={p:.2f})" if p >= self.unit.threshold else None
 
     def check(self, step: TokenStep, features: list[float]) -> str | None:

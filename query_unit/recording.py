@@ -3,6 +3,7 @@ question and of every content token it was asked about. It records training data
 
 from __future__ import annotations
 
+from query_unit.features import QuestionFeatures
 from query_unit.turn import Turn, UnitTools
 from query_unit.types import TokenStep
 
@@ -23,11 +24,11 @@ class RecordingUnit:
 class RecordingTurn(Turn):
     def __init__(self, tools: UnitTools, question: str) -> None:
         super().__init__(tools, question)
-        self.question_features: list[float] = []
+        self.recorded_question: list[float] = []
         self.token_features: list[list[float]] = []
 
-    def gate(self, features: list[float]) -> str | None:
-        self.question_features = features
+    def gate(self, features: QuestionFeatures) -> str | None:
+        self.recorded_question = features.as_list()
         return None
 
     def check(self, step: TokenStep, features: list[float]) -> str | None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from query_unit.content_words import ends_sentence, is_content_piece
-from query_unit.features import SentenceState, question_features
+from query_unit.features import QuestionFeatures, SentenceState
 from query_unit.protocol import Searcher
 from query_unit.reader import Embed, read
 from query_unit.types import Evidence, Pause, QuestionSignals, TokenStep
@@ -58,14 +58,14 @@ class Turn:
         self.asked: set[str] = set()
         self.shown: set[tuple[str, int]] = set()  # passages already in the context
         self.given: list[Passage] = []  # what was fed back, as read
-        self.question_features: list[float] | None = None  # set before the first token, when known
+        self.question_features: QuestionFeatures | None = None  # set before the first token
         self.retried = False
         # Words the model may say without being unsure of them: the user's and the evidence's.
         self.known_words: set[str] = set(_words(question))
         self.partial = ""  # the word being written, piece by piece
 
     # --- decisions a unit makes ----------------------------------------------------------
-    def gate(self, features: list[float]) -> str | None:
+    def gate(self, features: QuestionFeatures) -> str | None:
         """A reason to search before answering, or None."""
         return None
 
@@ -75,7 +75,7 @@ class Turn:
 
     # --- the protocol ---------------------------------------------------------------------
     def before_generation(self, question: QuestionSignals | None = None) -> Pause | None:
-        features = question_features(question, self.local_similarity())
+        features = QuestionFeatures(question, self.local_similarity)
         self.question_features = features
         reason = self.gate(features)
         if reason is None or not self._may_search(self.question):

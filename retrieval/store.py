@@ -118,16 +118,15 @@ class Store:
         return row[0] if row else None
 
     def get_document(self, doc_id: str) -> DocumentRecord | None:
-        row = self._connect().execute(
-            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d WHERE d.id=?",
-            (doc_id,),
-        ).fetchone()
-        return _document(row) if row else None
+        return self._one_document("d.id=?", doc_id)
 
     def find_by_hash(self, content_hash: str) -> DocumentRecord | None:
+        return self._one_document("d.content_hash=?", content_hash)
+
+    def _one_document(self, condition: str, value: str) -> DocumentRecord | None:
         row = self._connect().execute(
-            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d WHERE content_hash=?",
-            (content_hash,),
+            f"SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d WHERE {condition}",
+            (value,),
         ).fetchone()
         return _document(row) if row else None
 

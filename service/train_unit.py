@@ -61,7 +61,7 @@ def main() -> None:
                     "label": int(helped),
                     "closed_correct": closed.correct,
                     "evidence_correct": with_evidence.correct,
-                    "question": record.question_features,
+                    "question": record.recorded_question,
                     "tokens": record.token_features,
                 }
             )

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 from retrieval.document_index import DocumentIndex
 from tests.conftest import REPO
 
@@ -46,11 +48,14 @@ def test_acknowledged_documents_survive_kill_9(tmp_path, embedder) -> None:
         assert acked <= stored, f"lost after kill -9: {sorted(acked - stored)[:5]}"
         # The vector index matches the store exactly: nothing half-written was loaded.
         assert len(index.vectors) == index.stats()["chunks"]
-        # Every acknowledged document is findable by its own text through the loaded vectors.
+        # The loaded vectors are exactly the committed ones, and each sampled document is
+        # found by its own text (near-twins such as doc-559 and doc-5599 rank close together).
         for doc_id in rng.sample(sorted(acked), 5):
-            # As it was embedded; int8 activations are scaled per batch, so ~0.995 rather than 1.
+            rows = index.store._connect().execute("SELECT id, vector FROM chunks WHERE doc_id=?", (doc_id,)).fetchall()
+            ids = [r[0] for r in rows]
+            committed = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            np.testing.assert_array_equal(index.vectors.reconstruct(ids), committed)
             text = f"{index.get(doc_id).title}\n{index.store.document_text(doc_id)}"
-            hits = index.search(text, k=5, mode="dense")  # near-twins (doc-559, doc-5599) rank close
-            assert any(h.doc_id == doc_id and h.similarity > 0.99 for h in hits)
+            assert doc_id in {h.doc_id for h in index.search(text, k=20, mode="dense")}
         assert index.store._connect().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         index.store.close()
