@@ -137,7 +137,7 @@ def test_learned_unit_loads_its_committed_weights_and_its_knob_is_a_rate(index) 
     weights = LearnedWeights.load()
     assert weights.threshold(0.2) > weights.threshold(0.5) > weights.threshold(0.9)
     tools = UnitTools(index, lambda s: len(s.split()), local=index)
-    frugal, eager = LearnedUnit(tools, weights, target_rate=0.1), LearnedUnit(tools, weights, target_rate=0.9)
+    frugal, eager = LearnedUnit(tools, weights, target_rate=0.1), LearnedUnit(tools, weights, target_rate=0.95)
     assert frugal.threshold > eager.threshold
     # It learned that a search pays when the name is unfamiliar and the index knows it.
     invented = signals([("Where", 3.0), (" was", 1.0), (" Z", 9.0), ("orbl", 12.0), ("ax", 8.0), (" Quint", 20.0), ("aro", 9.0), (" born", 2.0)])
