@@ -16,6 +16,7 @@ from query_unit.features import QuestionFeatures, SentenceState
 from query_unit.protocol import Searcher
 from query_unit.reader import Embed, read
 from query_unit.types import Evidence, Pause, QuestionSignals, TokenStep
+from retrieval.chunking import sentence_spans
 from retrieval.types import Passage
 
 
@@ -161,13 +162,16 @@ class Turn:
 
     # --- helpers ---------------------------------------------------------------------------
     def _ignores_evidence(self, last_piece: str) -> bool:
-        """True at a sentence end when everything written since the evidence (three words at
-        least) uses none of the evidence's own words."""
+        """True at a sentence end once two sentences (eight words at least) were written after
+        the evidence without one of its own words. One sentence is not enough: the model often
+        restates the question first and answers in the next."""
         if not self.given or self.retried or self.searches >= self.config.max_searches:
             return False
-        written = _words("".join(self.pieces) + last_piece)
+        text = "".join(self.pieces) + last_piece
+        written = _words(text)
+        sentences = sum(1 for start, end in sentence_spans(text) if len(_words(text[start:end])) >= 2)
         evidence = {w for p in self.given for w in _words(p.text)} - set(_words(self.question))
-        return len(written) >= 3 and not (set(written) & evidence)
+        return sentences >= 2 and len(written) >= 8 and not (set(written) & evidence)
 
     def _extend_word(self, piece: str) -> str:
         """The word this piece starts or continues, lowercased ("" for punctuation)."""

@@ -71,13 +71,15 @@ def test_an_answer_that_ignores_the_evidence_gets_it_once_more(index) -> None:
     turn = unit(index, embed=index.embedder.encode).begin_turn("Who invented the Velnorian harp?")
     turn.gather(turn.observe(step(" Nikolaus", 0.04)))
     turn.resumed(0)
-    for piece in ["1", ".", " Who", " invented", " the", " Vel", "n", "orian"]:
+    for piece in ["1", ".", " Who", " invented", " the", " Vel", "n", "orian", " harp", "?"]:
+        assert turn.observe(step(piece, 0.9)) is None  # one sentence: it may answer next
+    for piece in ["\n", "2", ".", " Who", " invented", " the", " Vel", "n", "orian"]:
         assert turn.observe(step(piece, 0.9)) is None
     retry = turn.observe(step(" harp?", 0.9))
     assert retry is not None and retry.retry and retry.keep_tokens == 0
     assert turn.gather(retry).retry
     turn.resumed(0)
-    for piece in ["1", ".", " Who", " invented", " the", " harp"]:
+    for piece in ["1", ".", " Who", " invented", " the", " harp", "?", " Who", " invented", " the", " harp"]:
         turn.observe(step(piece, 0.9))
     assert turn.observe(step("?", 0.9)) is None  # only once
 
