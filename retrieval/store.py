@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +200,19 @@ class Store:
         return (int(row[0]) if row else 0), [r[0] for r in rows], [r[1] for r in rows]
 
     # --- writes (each one transaction) ---------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One writer at a time; everything inside commits together or not at all."""
+        with self._write_lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
     def put_documents(self, writes: list["DocumentWrite"]) -> list[tuple[list[int], list[int]]]:
         """Insert or replace documents and their chunks in one transaction.
 
@@ -206,51 +220,37 @@ class Store:
         """
         now = time.time()
         results = []
-        with self._write_lock:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for w in writes:
-                    removed = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id=?", (w.doc_id,))]
-                    created = conn.execute("SELECT created_at FROM documents WHERE id=?", (w.doc_id,)).fetchone()
-                    conn.execute("DELETE FROM chunks WHERE doc_id=?", (w.doc_id,))
-                    conn.execute(
-                        "INSERT OR REPLACE INTO documents "
-                        "(id, content_hash, title, source, media_type, n_chars, created_at, updated_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (w.doc_id, w.content_hash, w.title, w.source, w.media_type, w.n_chars, created[0] if created else now, now),
+        with self._transaction() as conn:
+            for w in writes:
+                removed = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id=?", (w.doc_id,))]
+                created = conn.execute("SELECT created_at FROM documents WHERE id=?", (w.doc_id,)).fetchone()
+                conn.execute("DELETE FROM chunks WHERE doc_id=?", (w.doc_id,))
+                conn.execute(
+                    "INSERT OR REPLACE INTO documents "
+                    "(id, content_hash, title, source, media_type, n_chars, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (w.doc_id, w.content_hash, w.title, w.source, w.media_type, w.n_chars, created[0] if created else now, now),
+                )
+                added = []
+                for chunk in w.chunks:
+                    cursor = conn.execute(
+                        'INSERT INTO chunks (doc_id, seq, text, start, "end", vector) VALUES (?, ?, ?, ?, ?, ?)',
+                        (w.doc_id, chunk.seq, chunk.text, chunk.start, chunk.end, np.asarray(chunk.vector, dtype=np.float32).tobytes()),
                     )
-                    added = []
-                    for chunk in w.chunks:
-                        cursor = conn.execute(
-                            'INSERT INTO chunks (doc_id, seq, text, start, "end", vector) VALUES (?, ?, ?, ?, ?, ?)',
-                            (w.doc_id, chunk.seq, chunk.text, chunk.start, chunk.end, np.asarray(chunk.vector, dtype=np.float32).tobytes()),
-                        )
-                        added.append(int(cursor.lastrowid))
-                    results.append((removed, added))
-                if writes:
-                    self._bump(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                    added.append(int(cursor.lastrowid))
+                results.append((removed, added))
+            if writes:
+                self._bump(conn)
         return results
 
     def delete_document(self, doc_id: str) -> list[int]:
         """Remove a document and its chunks; returns the removed chunk ids (empty: no such document)."""
-        with self._write_lock:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                removed = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
-                deleted = conn.execute("DELETE FROM documents WHERE id=?", (doc_id,)).rowcount
-                conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
-                if deleted:
-                    self._bump(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            removed = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
+            deleted = conn.execute("DELETE FROM documents WHERE id=?", (doc_id,)).rowcount
+            conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+            if deleted:
+                self._bump(conn)
         return removed if deleted else []
 
     def set_meta(self, key: str, value: str) -> None:
@@ -273,4 +273,3 @@ class Store:
 
 def _document(row: tuple) -> DocumentRecord:
     return DocumentRecord(*row[:8], n_chunks=row[9])
-
