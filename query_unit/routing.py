@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from query_unit.protocol import Searcher
+from query_unit.turn import similarity
 from retrieval.types import Passage
 
 
@@ -20,10 +21,6 @@ def asks_for_current_information(query: str) -> bool:
     return bool(_CURRENT.search(query))
 
 
-def _similarity(passage: Passage) -> float:
-    return passage.similarity if passage.similarity is not None else passage.score
-
-
 class RoutedSearcher:
     def __init__(self, local: Searcher, web: Searcher | None = None, weak_similarity: float = 0.45) -> None:
         self.local = local
@@ -34,7 +31,7 @@ class RoutedSearcher:
         """Local hits if one is strong; else local and web together. A web failure is raised
         only when the local index had nothing usable, so that the answer can say so."""
         local = self.local.search(query, k)
-        strong = [p for p in local if _similarity(p) >= self.weak_similarity]
+        strong = [p for p in local if similarity(p) >= self.weak_similarity]
         if self.web is None or (strong and not asks_for_current_information(query)):
             return local
         try:

@@ -92,7 +92,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         messages = [ChatMessage("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
         if not any(m.role == "user" for m in messages):
             raise APIError(400, "messages must contain at least one user message", param="messages")
-        prompt_len = len(engine_.prompt(messages))
+        prompt = engine_.prompt(messages)
+        prompt_len = len(prompt)
         limit = body.token_limit(DEFAULT_MAX_TOKENS)
         if prompt_len + limit > engine_.backend.n_ctx:
             if prompt_len >= engine_.backend.n_ctx:
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             stop=body.stop_list(),
         )
         builder = CompletionBuilder(engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0)
-        events = request.app.state.worker.run(lambda: engine_.chat(messages, params, body.retrieval))
+        events = request.app.state.worker.run(lambda: engine_.chat(messages, params, body.retrieval, prompt))
         if not body.stream:
             try:
                 return JSONResponse(await collect(builder, events))

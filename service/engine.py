@@ -65,12 +65,17 @@ class Engine:
         return self.template.prompt(messages, self.settings.system_prompt)
 
     def chat(
-        self, messages: Sequence[ChatMessage], params: GenerationParams, retrieval: str = "auto"
+        self,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+        retrieval: str = "auto",
+        prompt: list[int] | None = None,
     ) -> Iterator[Event]:
-        """Answer the conversation; not thread-safe (the worker runs one at a time)."""
+        """Answer the conversation (`prompt`: its tokens, when the caller already has them);
+        not thread-safe (the worker runs one at a time)."""
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
         monitor = self.unit.begin_turn(question) if retrieval != "off" else None
-        prompt = self.prompt(messages)
+        prompt = prompt if prompt is not None else self.prompt(messages)
         span = self.template.question_span(prompt, messages)
         return generate(self.backend, self.template, prompt, monitor, params, question_span=span)
 
