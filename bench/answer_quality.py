@@ -5,11 +5,13 @@ The evaluation set (query_unit/data/eval.jsonl: invented entities, disjoint from
 training set; query_unit/controls.py: EVAL_CONTROLS) is mixed into the 5,000 MS MARCO
 passages of ../shared/data/msmarco. Reports per condition: accuracy on invented-entity
 questions and on controls, the share of turns that searched (each group), searches per turn,
-and the added latency per pause. Writes bench/results/answer_quality.json.
+and the added latency per pause. Writes bench/results/answer_quality.json (`--units` and
+`--out` run a subset elsewhere, e.g. to compare weights from `--weights`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -23,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
 from query_unit.heuristic import HeuristicUnit  # noqa: E402
-from query_unit.learned import LearnedUnit  # noqa: E402
+from query_unit.learned import WEIGHTS, LearnedUnit, LearnedWeights  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
 from retrieval.document_index import DocumentIndex  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
@@ -56,9 +58,19 @@ def summarize(outcomes: list[Outcome]) -> dict:
     }
 
 
+UNITS = ("closed_book", "always_retrieve", "heuristic", "learned")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", nargs="+", choices=UNITS, default=list(UNITS))
+    parser.add_argument("--weights", type=Path, default=WEIGHTS, help="the learned unit's weights")
+    parser.add_argument("--learned-rate", type=float, default=None, help="the learned unit's target rate; default: as trained")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "answer_quality.json")
+    args = parser.parse_args()
     settings = Settings()
-    backend = load_backend(settings)
+    # Hidden states leave the logits unchanged (tested); the learned unit reads them.
+    backend = load_backend(settings, hidden_states=True)
     template = ChatTemplate(backend)
     embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
     evaluation = cases("eval")
@@ -76,9 +88,10 @@ def main() -> None:
             "closed_book": None,
             "always_retrieve": AlwaysRetrieveUnit(tools),
             "heuristic": HeuristicUnit(tools),
-            "learned": LearnedUnit(tools),
+            "learned": LearnedUnit(tools, LearnedWeights.load(args.weights), args.learned_rate),
         }
-        for name, unit in units.items():
+        for name in args.units:
+            unit = units[name]
             outcomes = [run_case(backend, template, unit, case, settings.system_prompt) for case in evaluation]
             report["conditions"][name] = summarize(outcomes)
             report["conditions"][name]["misses"] = [
@@ -95,6 +108,9 @@ def main() -> None:
             )
     c = report["conditions"]
     default = settings.query_unit
+    if set(UNITS) - set(c):
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        return
     report["default_unit"] = default
     report["targets"] = {
         "default_beats_always_on_invented": c[default]["invented_accuracy"] > c["always_retrieve"]["invented_accuracy"],
@@ -102,8 +118,7 @@ def main() -> None:
         "searches_on_at_most_10pct_of_controls": c[default]["control_searched"] <= 0.10,
         "searches_on_at_least_95pct_of_invented": c[default]["invented_searched"] >= 0.95,
     }
-    out = Path(__file__).parent / "results" / "answer_quality.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["targets"], indent=1))
 
 

@@ -59,6 +59,7 @@ class QuestionFeatures:
         self.second_surprisal = surprisals[1]
         self.rare_words = float(sum(s >= 10.0 for s in surprisals))
         self.words = float(len(words))
+        self.hidden = signals.hidden if signals is not None else None
         self._lookup = local_similarity
         self._similarity: float | None = None
 

@@ -1,5 +1,8 @@
 """The learned unit: two logistic regressions over the same signals as the heuristic unit,
-one on the question before the first token, one on each content token while writing.
+one on the question before the first token, one on each content token while writing. Where
+the engine reports hidden states, a few of their principal components (fitted in training)
+join the signals: the state at the end of the prompt for the question, the state that chose
+each token for the token.
 
 Its knob is a target retrieval rate, not a raw threshold: training stores, for rates from
 5% to 95%, the score threshold at which that share of held-out turns searched, and the unit
@@ -45,12 +48,42 @@ class LinearModel:
 
 
 @dataclass(frozen=True)
+class Projection:
+    """Principal components of the hidden states seen in training: hundreds of numbers become
+    a few the small training set can support."""
+
+    mean: np.ndarray
+    components: np.ndarray  # (k, hidden size)
+
+    @classmethod
+    def fit(cls, states: np.ndarray, k: int) -> "Projection":
+        mean = states.mean(axis=0)
+        _, _, vt = np.linalg.svd(states - mean, full_matrices=False)
+        return cls(mean, vt[:k])
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> "Projection | None":
+        return None if d is None else cls(np.array(d["mean"]), np.array(d["components"]))
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean.tolist(), "components": self.components.tolist()}
+
+    def apply(self, state: np.ndarray | None) -> list[float]:
+        """The state's coordinates; an engine without hidden states reads as the training mean."""
+        if state is None or state.shape != self.mean.shape:
+            return [0.0] * len(self.components)
+        return (self.components @ (state - self.mean)).tolist()
+
+
+@dataclass(frozen=True)
 class LearnedWeights:
     gate: LinearModel
     token: LinearModel
     rates: list[float]
     thresholds: list[float]
     default_rate: float
+    gate_hidden: Projection | None = None
+    token_hidden: Projection | None = None
 
     @classmethod
     def load(cls, path: Path = WEIGHTS) -> "LearnedWeights":
@@ -61,7 +94,19 @@ class LearnedWeights:
             d["calibration"]["rates"],
             d["calibration"]["thresholds"],
             float(d["default_rate"]),
+            Projection.from_json(d.get("gate_hidden")),
+            Projection.from_json(d.get("token_hidden")),
         )
+
+    @property
+    def uses_hidden_states(self) -> bool:
+        return self.gate_hidden is not None or self.token_hidden is not None
+
+    def gate_features(self, features: list[float], hidden: np.ndarray | None) -> list[float]:
+        return features + (self.gate_hidden.apply(hidden) if self.gate_hidden else [])
+
+    def token_features(self, features: list[float], hidden: np.ndarray | None) -> list[float]:
+        return features + (self.token_hidden.apply(hidden) if self.token_hidden else [])
 
     def threshold(self, rate: float) -> float:
         """Score above which about `rate` of held-out turns searched (thresholds fall as rates rise)."""
@@ -87,9 +132,11 @@ class LearnedTurn(Turn):
         self.unit = unit
 
     def gate(self, features: QuestionFeatures) -> str | None:
-        p = self.unit.weights.gate.score(features.as_list())
+        weights = self.unit.weights
+        p = weights.gate.score(weights.gate_features(features.as_list(), features.hidden))
         return f"the question likely needs evidence (p={p:.2f})" if p >= self.unit.threshold else None
 
     def check(self, step: TokenStep, features: list[float]) -> str | None:
-        p = self.unit.weights.token.score(features)
+        weights = self.unit.weights
+        p = weights.token.score(weights.token_features(features, step.hidden))
         return f"{step.text.strip()!r} looks made up (p={p:.2f})" if p >= self.unit.threshold else None

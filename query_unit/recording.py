@@ -1,7 +1,10 @@
 """A unit that never pauses but writes down what the others decide on: the features of the
-question and of every content token it was asked about. It records training data."""
+question and of every content token it was asked about, with the model's hidden state at each
+where the engine reports it. It records training data."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from query_unit.features import QuestionFeatures
 from query_unit.turn import Turn, UnitTools
@@ -26,11 +29,15 @@ class RecordingTurn(Turn):
         super().__init__(tools, question)
         self.recorded_question: list[float] = []
         self.token_features: list[list[float]] = []
+        self.question_hidden: np.ndarray | None = None
+        self.token_hidden: list[np.ndarray | None] = []
 
     def gate(self, features: QuestionFeatures) -> str | None:
         self.recorded_question = features.as_list()
+        self.question_hidden = features.hidden
         return None
 
     def check(self, step: TokenStep, features: list[float]) -> str | None:
         self.token_features.append(features)
+        self.token_hidden.append(step.hidden)
         return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from retrieval.types import Passage
 
 
@@ -17,6 +19,7 @@ class TokenStep:
     entropy: float
     margin: float  # probability of the best token minus the second best
     top: tuple[tuple[int, float], ...]  # the k most likely (token id, probability), best first
+    hidden: np.ndarray | None = None  # the final hidden state that chose it, where the engine gives it
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,9 @@ class QuestionSignals:
 
     pieces: tuple[str, ...]
     logprobs: tuple[float, ...]
+    # The final hidden state at the end of the prompt, the one that picks the first answer
+    # token: what the model "thinks" before it answers, where the engine reports it.
+    hidden: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)

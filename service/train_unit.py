@@ -4,7 +4,8 @@ For every training question (invented entities from query_unit/data/train.jsonl 
 the MS MARCO passages, plus the training controls) the real model answers twice: closed-book
 while a recording unit writes down the features, and with the question's search results in
 context. A turn is labelled 1 when the evidence fixed a wrong answer or held the answer the
-model missed. The weights go to query_unit/weights/learned_unit.json.
+model missed. The model's hidden states are recorded too (beside the turns, as .npz). The
+weights go to query_unit/weights/learned_unit.json. `--from-turns` refits from recorded turns.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
 
 from query_unit import train as trainer  # noqa: E402
 from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
@@ -37,18 +40,28 @@ def main() -> None:
     parser.add_argument("--msmarco", type=Path, default=REPO.parent / "shared" / "data" / "msmarco" / "corpus.jsonl")
     parser.add_argument("--turns-out", type=Path, default=REPO / "index_data" / "training_turns.jsonl")
     parser.add_argument("--out", type=Path, default=trainer.WEIGHTS)
+    parser.add_argument("--gate-components", type=int, default=trainer.GATE_COMPONENTS, help="hidden-state components for the question; 0: none")
+    parser.add_argument("--token-components", type=int, default=trainer.TOKEN_COMPONENTS, help="hidden-state components per token; 0: none")
+    parser.add_argument("--from-turns", action="store_true", help="refit from --turns-out without running the model")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.from_turns:
+        record(args)
+    weights = trainer.main(args.turns_out, args.out, args.gate_components, args.token_components)
+    print(json.dumps({"held_out": weights["held_out"], "default_rate": weights["default_rate"], "trained_on": weights["trained_on"]}, indent=1))
 
+
+def record(args: argparse.Namespace) -> None:
+    """Answer every training question closed-book and with evidence; write labelled turns."""
     settings = Settings()
-    backend = load_backend(settings)
+    backend = load_backend(settings, hidden_states=True)
     template = ChatTemplate(backend)
     embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
     with tempfile.TemporaryDirectory() as tmp:
         index = build_index(Path(tmp), DocumentIndex(Path(tmp), embedder), args.msmarco, "train")
         tools = UnitTools(index, lambda t: len(backend.tokenize(t)), embedder.encode, local=index)
         recorder, always = RecordingUnit(tools), AlwaysRetrieveUnit(tools)
-        turns = []
+        turns, hidden = [], {}
         for n, case in enumerate(cases("train")):
             closed = run_case(backend, template, recorder, case, settings.system_prompt)
             record = recorder.turns[-1]
@@ -65,11 +78,12 @@ def main() -> None:
                     "tokens": record.token_features,
                 }
             )
+            states = [h for h in record.token_hidden if h is not None]
+            hidden[n] = (record.question_hidden, np.stack(states) if len(states) == len(record.token_hidden) and states else None)
             logging.info("%3d %-12s label=%d closed=%s evidence=%s  %s", n, case.group, helped, closed.correct, with_evidence.correct, case.question)
     args.turns_out.parent.mkdir(parents=True, exist_ok=True)
     args.turns_out.write_text("".join(json.dumps(t) + "\n" for t in turns))
-    weights = trainer.main(args.turns_out, args.out)
-    print(json.dumps({"held_out": weights["held_out"], "default_rate": weights["default_rate"], "trained_on": weights["trained_on"]}, indent=1))
+    trainer.save_hidden(args.turns_out.with_suffix(".npz"), hidden)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ that pausing, rolling back and resuming behave the same on every engine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,6 +39,9 @@ class Backend(ABC):
         self.tokens: list[int] = []  # exactly what the KV cache holds, in order
         self.n_evaluated = 0  # every token ever run through the model: proves reuse
         self._logits_fresh = False
+        # Engines that can report their final hidden state set this when asked to at load;
+        # each step then carries it (the learned query unit reads it).
+        self.hidden_states = False
 
     # --- what an engine provides -------------------------------------------------------
     @abstractmethod
@@ -68,6 +71,10 @@ class Backend(ABC):
     @abstractmethod
     def _last_logits(self) -> np.ndarray:
         """Next-token logits after the last evaluated token (float32, one per vocabulary entry)."""
+
+    def _last_hidden(self) -> np.ndarray | None:
+        """The final layer's hidden state at the last evaluated position, where the engine has it."""
+        return None
 
     # --- shared behaviour --------------------------------------------------------------
     def special_id(self, text: str) -> int:
@@ -144,7 +151,16 @@ class Backend(ABC):
 
     def step(self, sampler: Sampler, banned: frozenset[int] = frozenset()) -> TokenStep:
         """Choose the next token (not yet appended) with its confidence signals."""
-        return sampler.step(self.logits(), self.piece, banned)
+        step = sampler.step(self.logits(), self.piece, banned)
+        return replace(step, hidden=self.hidden()) if self.hidden_states else step
+
+    def hidden(self) -> np.ndarray | None:
+        """A copy of the hidden state that produced the current logits (None if not reported)."""
+        if not self.hidden_states:
+            return None
+        self.logits()  # the same position as the logits, re-run after a bare rollback
+        state = self._last_hidden()
+        return None if state is None else np.array(state, dtype=np.float32)
 
     def piece(self, token_id: int) -> str:
         return self.token_bytes(token_id).decode("utf-8", errors="replace")

@@ -13,7 +13,9 @@ from service.generator.backend import Backend
 class LlamaCppBackend(Backend):
     name = "llama_cpp"
 
-    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, hidden_states: bool = False
+    ) -> None:
         import llama_cpp
 
         super().__init__(n_ctx)
@@ -26,8 +28,13 @@ class LlamaCppBackend(Backend):
             n_threads_batch=threads,
             n_batch=512,
             logits_all=False,
+            # Hidden states come from llama.cpp's per-token embeddings (no pooling); the logits
+            # are unchanged. They are switched on only for the positions that need them.
+            embedding=hidden_states,
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE if hidden_states else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
             verbose=False,
         )
+        self.hidden_states = hidden_states
         self.model_path = Path(model_path)
         self._n_vocab = self.llm.n_vocab()
         vocab = self._lib.llama_model_get_vocab(self.llm.model)
@@ -54,6 +61,13 @@ class LlamaCppBackend(Backend):
         self.llm.n_tokens = len(self.tokens)
         if not all_logits:
             # Llama.eval drops cache entries from its n_tokens on, then decodes in batches.
+            if self.hidden_states and len(tokens) > 1:
+                # With embeddings on, llama.cpp outputs every position (logits included): a
+                # long prefill would pay for all of them. Only the last one is ever read.
+                self._lib.llama_set_embeddings(self.llm.ctx, False)
+                self.llm.eval(tokens[:-1])
+                self._lib.llama_set_embeddings(self.llm.ctx, True)
+                tokens = tokens[-1:]
             self.llm.eval(tokens)
             return None
         # As Llama.eval, but asking llama.cpp for the logits of every position.
@@ -74,6 +88,12 @@ class LlamaCppBackend(Backend):
     def _truncate(self, n: int) -> None:
         self.llm._ctx.kv_cache_seq_rm(-1, n, -1)
         self.llm.n_tokens = n
+
+    def _last_hidden(self) -> np.ndarray | None:
+        if not self.hidden_states:
+            return None
+        pointer = self._lib.llama_get_embeddings_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.llm.n_embd(),)) if pointer else None
 
     def _last_logits(self) -> np.ndarray:
         pointer = self._lib.llama_get_logits_ith(self.llm.ctx, -1)

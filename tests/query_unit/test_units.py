@@ -144,7 +144,13 @@ def test_learned_unit_loads_its_committed_weights_and_its_knob_is_a_rate(index) 
     # It learned that a search pays when the name is unfamiliar and the index knows it.
     invented = signals([("Where", 3.0), (" was", 1.0), (" Z", 9.0), ("orbl", 12.0), ("ax", 8.0), (" Quint", 20.0), ("aro", 9.0), (" born", 2.0)])
     known = signals([("What", 3.0), (" is", 1.0), (" the", 1.0), (" capital", 6.0), (" of", 0.1), (" France", 4.0), ("?", 0.2)])
-    assert weights.gate.score(question_features(invented, 0.7)) > weights.gate.score(question_features(known, 0.7))
-    assert weights.gate.score(question_features(invented, 0.7)) > weights.gate.score(question_features(invented, 0.1))
+    assert weights.uses_hidden_states and weights.gate_hidden is not None
+    assert len(weights.gate.coef) == len(question_features(known, 0.7)) + len(weights.gate_hidden.components)
+
+    def gate(question, similarity: float) -> float:  # without hidden states: as an engine that has none
+        return weights.gate.score(weights.gate_features(question_features(question, similarity), None))
+
+    assert gate(invented, 0.7) > gate(known, 0.7)
+    assert gate(invented, 0.7) > gate(invented, 0.1)
     assert eager.begin_turn("Where was Zorblax Quintaro born?").before_generation(invented) is not None
     assert frugal.begin_turn("What is the capital of France?").before_generation(known) is None
