@@ -26,6 +26,9 @@ class TurnMonitor(Protocol):
     def gather(self, pause: Pause) -> Evidence:
         """Search for the pause's query and keep what answers it. Never raises."""
 
+    def committed(self) -> int:
+        """Tokens of the current segment (since the last evidence block) no pause will withdraw."""
+
     def resumed(self, kept_tokens: int) -> None:
         """Decoding goes on after an evidence block; the draft kept `kept_tokens` tokens."""
 

@@ -22,17 +22,22 @@ def asks_for_current_information(query: str) -> bool:
 
 
 class RoutedSearcher:
-    def __init__(self, local: Searcher, web: Searcher | None = None, weak_similarity: float = 0.45) -> None:
+    """`always_web`: ask both every time (a request's "both"), keeping even weak local hits."""
+
+    def __init__(
+        self, local: Searcher, web: Searcher | None = None, weak_similarity: float = 0.45, always_web: bool = False
+    ) -> None:
         self.local = local
         self.web = web
         self.weak_similarity = weak_similarity
+        self.always_web = always_web
 
     def search(self, query: str, k: int = 4) -> list[Passage]:
         """Local hits if one is strong; else local and web together. A web failure is raised
         only when the local index had nothing usable, so that the answer can say so."""
         local = self.local.search(query, k)
-        strong = [p for p in local if similarity(p) >= self.weak_similarity]
-        if self.web is None or (strong and not asks_for_current_information(query)):
+        strong = local if self.always_web else [p for p in local if similarity(p) >= self.weak_similarity]
+        if self.web is None or (strong and not self.always_web and not asks_for_current_information(query)):
             return local
         try:
             web = self.web.search(query, k)

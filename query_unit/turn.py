@@ -161,17 +161,29 @@ class Turn:
         self.sentence.reset()
 
     # --- helpers ---------------------------------------------------------------------------
+    def committed(self) -> int:
+        """How many tokens of the current segment no pause can withdraw any more: those before
+        the sentence being written, or none while a retry could still take the segment back."""
+        return 0 if self._may_retry("".join(self.pieces)) else self.sentence_start
+
+    def _may_retry(self, text: str) -> bool:
+        """A retry is still possible: evidence was given, none of its words written yet."""
+        if not self.given or self.retried or self.searches >= self.config.max_searches:
+            return False
+        return not (set(_words(text)) & self._evidence_words())
+
+    def _evidence_words(self) -> set[str]:
+        return {w for p in self.given for w in _words(p.text)} - set(_words(self.question))
+
     def _ignores_evidence(self, last_piece: str) -> bool:
         """True at a sentence end once two sentences (eight words at least) were written after
         the evidence without one of its own words. One sentence is not enough: the model often
         restates the question first and answers in the next."""
-        if not self.given or self.retried or self.searches >= self.config.max_searches:
-            return False
         text = "".join(self.pieces) + last_piece
-        written = _words(text)
+        if not self._may_retry(text):
+            return False
         sentences = sum(1 for start, end in sentence_spans(text) if len(_words(text[start:end])) >= 2)
-        evidence = {w for p in self.given for w in _words(p.text)} - set(_words(self.question))
-        return sentences >= 2 and len(written) >= 8 and not (set(written) & evidence)
+        return sentences >= 2 and len(_words(text)) >= 8
 
     def _extend_word(self, piece: str) -> str:
         """The word this piece starts or continues, lowercased ("" for punctuation)."""

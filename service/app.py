@@ -41,15 +41,22 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = engine
+        app.state.engine = None
         app.state.load_error = None
-        app.state.worker = GenerationWorker()
+        app.state.worker = None
+
+        def ready(loaded: Engine) -> None:
+            app.state.worker = GenerationWorker(loaded.slots, cached_tokens=lambda backend: backend.tokens)
+            app.state.engine = loaded
+
         loader = None
-        if engine is None:
+        if engine is not None:
+            ready(engine)
+        else:
 
             async def load() -> None:
                 try:
-                    app.state.engine = await asyncio.to_thread(Engine.load, settings)
+                    ready(await asyncio.to_thread(Engine.load, settings))
                 except Exception as exc:  # reported by /health rather than killing the server
                     log.exception("loading failed")
                     app.state.load_error = str(exc)
@@ -58,7 +65,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         yield
         if loader is not None:
             loader.cancel()
-        app.state.worker.stop()
+        if app.state.worker is not None:
+            app.state.worker.stop()
 
     app = FastAPI(title="ragpause", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(APIError, api_error_handler)
@@ -77,7 +85,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             return JSONResponse({"status": "error", "error": request.app.state.load_error}, status_code=503)
         if request.app.state.engine is None:
             return JSONResponse({"status": "loading"}, status_code=503)
-        return JSONResponse({"status": "ok", "queued": request.app.state.worker.waiting})
+        worker = request.app.state.worker
+        return JSONResponse({"status": "ok", "generating": worker.active, "queued": worker.waiting})
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -114,8 +123,17 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             ),
             stop=body.stop_list(),
         )
-        builder = CompletionBuilder(engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0)
-        events = request.app.state.worker.run(lambda: engine_.chat(messages, params, body.retrieval, prompt))
+        if body.retrieval != "off" and engine_.searchers[body.sources] is None:
+            raise APIError(
+                400, f"sources={body.sources!r} needs a web search endpoint, and none is configured", param="sources"
+            )
+        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        builder = CompletionBuilder(
+            engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0, question
+        )
+        events = request.app.state.worker.run(
+            lambda slot: engine_.chat(messages, params, body.retrieval, prompt, body.sources, backend=slot), prompt
+        )
         if not body.stream:
             try:
                 return JSONResponse(await collect(builder, events))

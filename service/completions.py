@@ -1,7 +1,10 @@
 """Decode-loop events turned into OpenAI chat.completion objects and stream chunks.
 
-Pauses travel as extra fields (`pause`, `evidence`, `resume`) on otherwise ordinary chunks,
-so clients that do not know them see a normal stream.
+Pauses travel as extra fields (`pause`, `evidence`, `resume`, `draft`) on otherwise ordinary
+chunks, so clients that do not know them see a normal stream. `content` carries only text no
+pause can take back (sentence by sentence once evidence is in play), with citations `[n]`
+and a closing source list; `draft` carries every token as it is written, for clients that
+draw the pauses.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from query_unit.types import TokenStep
+from retrieval.chunking import sentence_spans
 from retrieval.types import Passage
+from service.citations import Citer, mark, source_list
 from service.generator.backend import Backend
 from service.generator.events import (
     DoneEvent,
@@ -52,7 +57,7 @@ def usage_json(done: DoneEvent) -> dict[str, Any]:
 class CompletionBuilder:
     """Follows one answer's events; builds chunks while streaming, or the whole object at the end."""
 
-    def __init__(self, backend: Backend, model: str, logprobs: bool, top_logprobs: int) -> None:
+    def __init__(self, backend: Backend, model: str, logprobs: bool, top_logprobs: int, question: str = "") -> None:
         self.backend = backend
         self.model = model
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -62,6 +67,47 @@ class CompletionBuilder:
         self.pauses: list[dict[str, Any]] = []
         self.token_logprobs: list[dict[str, Any]] = []
         self.done: DoneEvent | None = None
+        self.citer = Citer(question)
+        self.passages: list[Passage] = []  # every source shown, numbered from 1 in this order
+        self.content = ""  # the final text as sent so far: citations included
+        self.pending: list[str] = []  # visible text of each token of the current segment
+        self.released = 0  # how many of them are in `content`
+        self.segment_started = False  # the current segment has put text in `content`
+        self.sent_role = False
+        self.tail = ""  # text released when the answer ends
+
+    # --- final text: released when no pause can take it back ---------------------------
+    def _release(self, upto: int) -> str:
+        """Move the segment's text up to token `upto` into the content, citing its sentences."""
+        text = "".join(self.pending[self.released : upto])
+        self.released = max(self.released, upto)
+        if not text:
+            return ""
+        if not self.segment_started and self.content and not self.content[-1].isspace() and not text[0].isspace():
+            text = " " + text  # as the decode loop joins the text before and after evidence
+        self.segment_started = True
+        if self.citer.sources:
+            pieces, last = [], 0
+            for start, end in sentence_spans(text):
+                pieces.append(text[last:start])
+                pieces.append(mark(text[start:end], self.citer.cite(text[start:end])))
+                last = end
+            text = "".join(pieces) + text[last:]
+        self.content += text
+        return text
+
+    def _new_segment(self, kept: int) -> str:
+        del self.pending[kept:]
+        text = self._release(len(self.pending))
+        self.pending, self.released, self.segment_started = [], 0, False
+        return text
+
+    def _delta(self, text: str) -> dict[str, Any]:
+        delta: dict[str, Any] = {} if self.sent_role else {"role": "assistant"}
+        self.sent_role = True
+        if text or "role" in delta:
+            delta["content"] = text
+        return delta
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
         return {
@@ -76,36 +122,50 @@ class CompletionBuilder:
     def on_event(self, event: Event) -> dict[str, Any] | None:
         """Record the event; return the stream chunk it becomes (None: nothing to send yet)."""
         if isinstance(event, TokenEvent):
-            chunk = self._chunk({"content": event.text})
+            self.pending.append(event.text)
+            chunk = self._chunk(self._delta(self._release(event.committed)), draft=event.text)
             if self.logprobs:
                 entry = logprob_json(self.backend, event.step, self.top_logprobs)
                 self.token_logprobs.append(entry)
                 chunk["choices"][0]["logprobs"] = {"content": [entry]}
             return chunk
         if isinstance(event, NoticeEvent):
-            return self._chunk({"content": event.text})
+            text = self._release(len(self.pending)) + event.text
+            self.content += event.text
+            return self._chunk(self._delta(text), draft=event.text)
         if isinstance(event, PauseEvent):
             pause = {"reason": event.reason, "query": event.query, "retracted": event.retracted}
             self.pauses.append(pause)
-            return self._chunk({}, pause=pause)
+            return self._chunk(self._delta(""), pause=pause)
         if isinstance(event, EvidenceEvent):
-            sources = [source_json(p, n) for n, p in enumerate(event.passages, start=1)]
+            for passage in event.passages:
+                if passage not in self.passages:
+                    self.passages.append(passage)
+                    self.citer.add_source(passage.text)
+            sources = [source_json(p, self.passages.index(p) + 1) for p in event.passages]
             self.pauses[-1].update(sources=sources, error=event.error)
-            return self._chunk({}, evidence={"query": event.query, "sources": sources, "error": event.error})
+            return self._chunk(self._delta(""), evidence={"query": event.query, "sources": sources, "error": event.error})
         if isinstance(event, ResumeEvent):
-            return self._chunk({}, resume={"kept_tokens": event.kept_tokens, "evidence_tokens": event.evidence_tokens})
+            text = self._new_segment(event.kept_tokens)
+            return self._chunk(self._delta(text), resume={"kept_tokens": event.kept_tokens, "evidence_tokens": event.evidence_tokens})
         if isinstance(event, DoneEvent):
             self.done = event
+            self.tail = self._release(len(self.pending))
+            listing = source_list([(p.title, p.source) for p in self.passages])
+            self.tail += listing
+            self.content += listing
             return None
         raise TypeError(f"unknown event {event!r}")
 
     def sources(self) -> list[dict[str, Any]]:
-        assert self.done is not None
-        return [source_json(p, n) for n, p in enumerate(self.done.sources, start=1)]
+        return [source_json(p, n) for n, p in enumerate(self.passages, start=1)]
 
     def final_chunks(self, include_usage: bool) -> list[dict[str, Any]]:
         assert self.done is not None
-        chunks = [self._chunk({}, self.done.finish_reason, sources=self.sources(), answer=self.done.text)]
+        chunks = []
+        if self.tail:
+            chunks.append(self._chunk(self._delta(self.tail)))
+        chunks.append(self._chunk({}, self.done.finish_reason, sources=self.sources(), answer=self.content))
         if include_usage:
             usage_chunk = self._chunk({})
             usage_chunk["choices"] = []
@@ -123,7 +183,7 @@ class CompletionBuilder:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": self.done.text},
+                    "message": {"role": "assistant", "content": self.content},
                     "finish_reason": self.done.finish_reason,
                     "logprobs": {"content": self.token_logprobs} if self.logprobs else None,
                 }

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Literal
 
 import httpx
 
+from query_unit.always import AlwaysRetrieveUnit
 from query_unit.heuristic import HeuristicConfig, HeuristicUnit
-from query_unit.learned import LearnedUnit
+from query_unit.learned import LearnedUnit, LearnedWeights
 from query_unit.protocol import QueryUnit, Searcher
 from query_unit.routing import RoutedSearcher
 from query_unit.turn import TurnConfig, UnitTools
@@ -26,15 +29,41 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 
+Retrieval = Literal["off", "auto", "always"]
+Sources = Literal["auto", "local", "web", "both"]
+
+
+class NoWebSearch(ValueError):
+    """A request asked for web sources, and no web search endpoint is configured."""
+
+
 class Engine:
-    def __init__(self, settings: Settings, backend: Backend, index: DocumentIndex) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        index: DocumentIndex,
+        web: Searcher | None = None,
+        more_slots: Sequence[Backend] = (),
+    ) -> None:
         self.settings = settings
         self.backend = backend
+        # Generation slots: the first backend and more contexts of the same model.
+        self.slots: list[Backend] = [backend, *more_slots]
         self.template = ChatTemplate(backend)
         self.index = index
-        self.searcher = RoutedSearcher(index, web_searcher(settings), settings.web_fallback_similarity)
-        tools = UnitTools(
-            searcher=self.searcher,
+        self.web = web
+        similarity = settings.web_fallback_similarity
+        # Where a request's queries go, by its `sources` switch ("auto": local first, the web
+        # when nothing local is close or the question is about now).
+        self.searchers: dict[str, Searcher | None] = {
+            "auto": RoutedSearcher(index, web, similarity),
+            "local": index,
+            "web": web,
+            "both": RoutedSearcher(index, web, similarity, always_web=True) if web else None,
+        }
+        self.tools = UnitTools(
+            searcher=self.searchers["auto"],
             count_tokens=lambda text: len(backend.tokenize(text)),
             embed=index.embedder.encode,
             local=index,
@@ -42,15 +71,29 @@ class Engine:
                 max_searches=settings.max_searches_per_turn, evidence_token_budget=settings.evidence_token_budget
             ),
         )
-        self.unit: QueryUnit
-        if settings.query_unit == "learned":
-            self.unit = LearnedUnit(tools, target_rate=settings.learned_target_rate)
-        else:
-            self.unit = HeuristicUnit(tools, HeuristicConfig(prob_threshold=settings.pause_prob_threshold))
+        self.learned = LearnedWeights.load() if settings.query_unit == "learned" else None
+        self.unit = self.unit_for("auto", "auto")
+
+    def unit_for(self, retrieval: Retrieval, sources: Sources) -> QueryUnit | None:
+        """The query unit one request asked for; None when it may not search."""
+        if retrieval == "off":
+            return None
+        searcher = self.searchers[sources]
+        if searcher is None:
+            raise NoWebSearch(f"sources={sources!r} needs a web search endpoint; set RAGPAUSE_WEB_SEARCH_URL")
+        tools = replace(self.tools, searcher=searcher)
+        if retrieval == "always":
+            return AlwaysRetrieveUnit(tools)
+        if self.learned is not None:
+            return LearnedUnit(tools, self.learned, target_rate=self.settings.learned_target_rate)
+        return HeuristicUnit(tools, HeuristicConfig(prob_threshold=self.settings.pause_prob_threshold))
 
     @classmethod
     def load(cls, settings: Settings) -> "Engine":
-        backend = load_backend(settings)
+        # The learned unit reads hidden states when its weights were trained on them.
+        hidden = settings.query_unit == "learned" and LearnedWeights.load().uses_hidden_states
+        backend = load_backend(settings, hidden_states=hidden)
+        more_slots = [load_backend(settings, hidden_states=hidden) for _ in range(settings.generation_slots - 1)]
         embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
         index = DocumentIndex(settings.data_dir, embedder, hnsw_threshold=settings.hnsw_threshold)
         starter = settings.starter_dir()
@@ -59,7 +102,7 @@ class Engine:
             results = index.add_paths([starter])
             added = sum(r.status in ("added", "replaced") for r in results)
             log.info("starter corpus %s: %d files, %d newly indexed", starter, len(results), added)
-        return cls(settings, backend, index)
+        return cls(settings, backend, index, web_searcher(settings), more_slots)
 
     def prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
         return self.template.prompt(messages, self.settings.system_prompt)
@@ -68,16 +111,19 @@ class Engine:
         self,
         messages: Sequence[ChatMessage],
         params: GenerationParams,
-        retrieval: str = "auto",
+        retrieval: Retrieval = "auto",
         prompt: list[int] | None = None,
+        sources: Sources = "auto",
+        backend: Backend | None = None,
     ) -> Iterator[Event]:
-        """Answer the conversation (`prompt`: its tokens, when the caller already has them);
-        not thread-safe (the worker runs one at a time)."""
+        """Answer the conversation (`prompt`: its tokens, when the caller already has them) on
+        `backend` (a generation slot; default the first). Not thread-safe: the worker calls it."""
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        monitor = self.unit.begin_turn(question) if retrieval != "off" else None
+        unit = self.unit_for(retrieval, sources)
+        monitor = unit.begin_turn(question) if unit is not None else None
         prompt = prompt if prompt is not None else self.prompt(messages)
         span = self.template.question_span(prompt, messages)
-        return generate(self.backend, self.template, prompt, monitor, params, question_span=span)
+        return generate(backend or self.backend, self.template, prompt, monitor, params, question_span=span)
 
 
 def web_searcher(settings: Settings) -> Searcher | None:

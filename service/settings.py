@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     model_name: str = "smollm2-135m-instruct"
     n_ctx: int = 4096
     n_threads: int | None = Field(default=None, description="None: all cores.")
+    generation_slots: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Answers generated at once, taking turns token by token (each slot is a model "
+        "context with its own KV cache; llama.cpp shares the weights, transformers loads them per slot). "
+        "More requests wait in a queue.",
+    )
     system_prompt: str = "You are a helpful assistant. Answer briefly and factually."
 
     # Query unit.

@@ -46,8 +46,12 @@ class ChatCompletionRequest(BaseModel):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     n: int = Field(default=1, ge=1, le=1)
-    # Ours: whether this answer may search ("off" or "auto").
-    retrieval: Literal["off", "auto"] = "auto"
+    # Ours. retrieval: never search ("off"), search when the query unit finds knowledge
+    # missing ("auto"), or search with the question before answering ("always").
+    retrieval: Literal["off", "auto", "always"] = "auto"
+    # Where searches go: "local" index, "web" endpoint, "both", or "auto" (local first, the
+    # web when nothing local is close or the question asks about now).
+    sources: Literal["auto", "local", "web", "both"] = "auto"
 
     @field_validator("stop")
     @classmethod

@@ -70,13 +70,17 @@ def generate(
     if scored:
         start, end = question_span
         ids = list(prompt[start:end])
-        question = QuestionSignals(pieces=tuple(backend.piece(t) for t in ids), logprobs=tuple(loaded.scores[: end - start]))
+        question = QuestionSignals(
+            pieces=tuple(backend.piece(t) for t in ids),
+            logprobs=tuple(loaded.scores[: end - start]),
+            hidden=backend.hidden(),
+        )
     pause: Pause | None = monitor.before_generation(question) if monitor else None
     while True:
         if pause is not None:
             searches += 1
             retracted = _decode(backend, segment[pause.keep_tokens :])
-            yield PauseEvent(reason=pause.reason, query=pause.query, retracted=retracted)
+            yield PauseEvent(reason=pause.reason, query=pause.query, retracted=retracted, kept_tokens=pause.keep_tokens)
             evidence = monitor.gather(pause)
             yield EvidenceEvent(query=evidence.query, passages=evidence.passages, error=evidence.error)
             if evidence.ok:
@@ -115,7 +119,8 @@ def generate(
         segment.append(step.token_id)
         completion_tokens += 1
         visible, hit = stops.feed(decoder.decode(backend.token_bytes(step.token_id)))
-        yield TokenEvent(text=visible, step=step)  # shown before it is evaluated, as llama.cpp does
+        final = monitor.committed() if monitor else len(segment)
+        yield TokenEvent(text=visible, step=step, committed=final)  # shown before it is evaluated, as llama.cpp does
         if hit:
             finish = "stop"
             break

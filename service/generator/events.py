@@ -12,6 +12,9 @@ from retrieval.types import Passage
 class TokenEvent:
     text: str  # may be "" while a multi-byte character is incomplete
     step: TokenStep
+    # Tokens of the current segment (this one included) that no pause will withdraw: text
+    # up to there is final, the rest is a draft a pause may take back.
+    committed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +22,7 @@ class PauseEvent:
     reason: str
     query: str
     retracted: str  # draft text withdrawn: it is regenerated after the evidence
+    kept_tokens: int = 0  # tokens of the current segment that stay
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,3 +121,38 @@ def test_bad_json_and_too_long_context(base_url, client) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model="x", messages=[{"role": "user", "content": "word " * 5000}])
     assert raised.value.status_code == 400 and "context" in raised.value.message
+
+
+def test_a_plain_client_reads_the_cited_answer_in_both_modes(client) -> None:
+    question = [{"role": "user", "content": "Where was Zorblax Quintaro born?"}]
+    whole = client.chat.completions.create(model="x", messages=question, max_tokens=60).choices[0].message.content
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model="x", messages=question, max_tokens=60, stream=True)
+        if c.choices
+    )
+    assert streamed == whole
+    assert "Vellmora [1]" in whole and "\n\nSources:\n[1] " in whole and "zorblax-quintaro.md" in whole
+
+
+def test_per_request_retrieval_and_sources_switches(base_url, client) -> None:
+    def ask(question: str, **switches) -> dict:
+        reply = client.chat.completions.create(
+            model="x", messages=[{"role": "user", "content": question}], max_tokens=40, extra_body=switches
+        )
+        return reply.model_extra
+
+    assert ask("What is the capital of France?")["pauses"] == []
+    always = ask("What is the capital of France?", retrieval="always")
+    assert len(always["pauses"]) == 1 and always["pauses"][0]["query"] == "What is the capital of France?"
+    assert ask("Where was Zorblax Quintaro born?", retrieval="off")["pauses"] == []
+    assert ask("Where was Zorblax Quintaro born?", sources="local")["sources"]
+    # No web endpoint is configured here: asking for the web is the client's error.
+    for sources in ("web", "both"):
+        response = httpx.post(
+            base_url + "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "sources": sources},
+        )
+        assert response.status_code == 400 and response.json()["error"]["param"] == "sources"
+    bad = httpx.post(base_url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "retrieval": "sometimes"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "retrieval"
