@@ -21,5 +21,5 @@ class AlwaysTurn(Turn):
     def gate(self, features: QuestionFeatures) -> str | None:
         return "retrieval is always on"
 
-    def _may_retry(self, text: str) -> bool:
+    def _retry_open(self) -> bool:
         return False  # the baseline searches once, before answering, and never pauses after

@@ -63,6 +63,7 @@ class Turn:
         self.retried = False
         # Words the model may say without being unsure of them: the user's and the evidence's.
         self.known_words: set[str] = set(_words(question))
+        self.evidence_words: set[str] = set()  # the evidence's words that the question lacks
         self.partial = ""  # the word being written, piece by piece
 
     # --- decisions a unit makes ----------------------------------------------------------
@@ -153,6 +154,7 @@ class Turn:
         self.given.extend(kept)
         for passage in kept:
             self.known_words.update(_words(passage.text))
+            self.evidence_words.update(set(_words(passage.text)) - set(_words(self.question)))
         return Evidence(query=pause.query, passages=tuple(kept), question=self.question)
 
     def resumed(self, kept_tokens: int) -> None:
@@ -164,16 +166,14 @@ class Turn:
     def committed(self) -> int:
         """How many tokens of the current segment no pause can withdraw any more: those before
         the sentence being written, or none while a retry could still take the segment back."""
-        return 0 if self._may_retry("".join(self.pieces)) else self.sentence_start
+        return 0 if self._retry_open() and self._may_retry("".join(self.pieces)) else self.sentence_start
+
+    def _retry_open(self) -> bool:
+        return bool(self.given) and not self.retried and self.searches < self.config.max_searches
 
     def _may_retry(self, text: str) -> bool:
         """A retry is still possible: evidence was given, none of its words written yet."""
-        if not self.given or self.retried or self.searches >= self.config.max_searches:
-            return False
-        return not (set(_words(text)) & self._evidence_words())
-
-    def _evidence_words(self) -> set[str]:
-        return {w for p in self.given for w in _words(p.text)} - set(_words(self.question))
+        return self._retry_open() and not (set(_words(text)) & self.evidence_words)
 
     def _ignores_evidence(self, last_piece: str) -> bool:
         """True at a sentence end once two sentences (eight words at least) were written after
