@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test bench clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup browser run test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +22,13 @@ setup: $(STAMP)
 run: setup
 	$(PY) -m service
 
-test: setup
+# The chat page's browser test uses Debian's chromium; install it when it is missing.
+browser:
+	@test -x $(CHROMIUM) || { \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+test: setup browser
 	$(PY) -m pytest
 
 bench: setup

@@ -69,8 +69,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "answer_quality.json")
     args = parser.parse_args()
     settings = Settings()
-    # Hidden states leave the logits unchanged (tested); the learned unit reads them.
-    backend = load_backend(settings, hidden_states=True)
+    # As the service runs them: the learned unit on an engine that reports hidden states (its
+    # prefill ends in a one-token batch, which can move near-ties), the others on a plain one.
+    backend = load_backend(settings)
+    hidden_backend = load_backend(settings, hidden_states=True)
     template = ChatTemplate(backend)
     embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
     evaluation = cases("eval")
@@ -92,7 +94,8 @@ def main() -> None:
         }
         for name in args.units:
             unit = units[name]
-            outcomes = [run_case(backend, template, unit, case, settings.system_prompt) for case in evaluation]
+            engine = hidden_backend if name == "learned" else backend
+            outcomes = [run_case(engine, template, unit, case, settings.system_prompt) for case in evaluation]
             report["conditions"][name] = summarize(outcomes)
             report["conditions"][name]["misses"] = [
                 {"question": o.case.question, "gold": o.case.answer, "answer": o.text[:160], "searches": o.searches}

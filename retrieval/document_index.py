@@ -243,6 +243,10 @@ class DocumentIndex:
     def get(self, doc_id: str) -> DocumentRecord | None:
         return self.store.get_document(doc_id)
 
+    def text(self, doc_id: str) -> str:
+        """The document's text as indexed (its chunks joined without their overlap)."""
+        return self.store.document_text(doc_id)
+
     def list(self, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
         return self.store.list_documents(limit, offset)
 

@@ -7,15 +7,20 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from service.auth import APIKeyMiddleware
+from service.citations import strip_citations
 from service.completions import CompletionBuilder, collect
+from service.documents_api import documents_router
 from service.engine import Engine
+from service.ingestion import IngestionQueue
 from service.errors import (
     APIError,
     api_error_handler,
@@ -33,6 +38,7 @@ from service.worker import GenerationWorker
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_TOKENS = 512
+CHAT_PAGE = Path(__file__).resolve().parent / "static" / "chat.html"
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -45,8 +51,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.load_error = None
         app.state.worker = None
 
+        app.state.ingestion = None
+
         def ready(loaded: Engine) -> None:
             app.state.worker = GenerationWorker(loaded.slots, cached_tokens=lambda backend: backend.tokens)
+            app.state.ingestion = IngestionQueue(loaded.index)
             app.state.engine = loaded
 
         loader = None
@@ -67,17 +76,26 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             loader.cancel()
         if app.state.worker is not None:
             app.state.worker.stop()
+        if app.state.ingestion is not None:
+            app.state.ingestion.stop()
 
     app = FastAPI(title="ragpause", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
+    if settings.api_key is not None and settings.api_key.get_secret_value():
+        app.add_middleware(APIKeyMiddleware, key=settings.api_key.get_secret_value())
+    app.include_router(documents_router(settings))
 
     def ready_engine(request: Request) -> Engine:
         loaded = request.app.state.engine
         if loaded is None:
             raise APIError(503, "the model is still loading", "service_unavailable", code="loading")
         return loaded
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> HTMLResponse:
+        return HTMLResponse(CHAT_PAGE.read_text(encoding="utf-8"))
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
@@ -86,7 +104,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if request.app.state.engine is None:
             return JSONResponse({"status": "loading"}, status_code=503)
         worker = request.app.state.worker
-        return JSONResponse({"status": "ok", "generating": worker.active, "queued": worker.waiting})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "generating": worker.active,
+                "queued": worker.waiting,
+                "ingestion_queued": request.app.state.ingestion.waiting,
+            }
+        )
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -98,7 +123,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
         engine_ = ready_engine(request)
-        messages = [ChatMessage("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
+        messages = [
+            ChatMessage(
+                "system" if m.role == "developer" else m.role,
+                strip_citations(m.text()) if m.role == "assistant" else m.text(),
+            )
+            for m in body.messages
+        ]
         if not any(m.role == "user" for m in messages):
             raise APIError(400, "messages must contain at least one user message", param="messages")
         prompt = engine_.prompt(messages)

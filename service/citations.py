@@ -49,6 +49,16 @@ def mark(sentence: str, numbers: Sequence[int]) -> str:
     return f"{body} {marker}{trailing}"
 
 
+_MARKERS = re.compile(r" ?(\[\d+\])+(?=[.!?\"')\]]*(\s|$))")
+_LIST = re.compile(r"\n\nSources:\n(\[\d+\] [^\n]*(\n|$))+\s*$")
+
+
+def strip_citations(text: str) -> str:
+    """An earlier answer as the model wrote it: without our markers and source list, which a
+    small model would otherwise imitate (with made-up sources) in its next answer."""
+    return _MARKERS.sub("", _LIST.sub("", text))
+
+
 def source_list(titles: Sequence[tuple[str, str]]) -> str:
     """The closing list: one line per source, `[n] title (where it came from)`."""
     lines = [f"[{n}] {title or source} ({source})" if title and title != source else f"[{n}] {source}" for n, (title, source) in enumerate(titles, start=1)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # HTTP.
     host: str = "127.0.0.1"
     port: int = 8000
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, every route but /health needs `Authorization: Bearer <key>`."
+    )
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Largest document upload (one request).")
+    max_upload_files: int = Field(default=200, ge=1, description="Most documents in one upload.")
+    upload_wait_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="Uploads up to this size are answered when indexed (201); larger ones at once (202) with a job to poll."
+    )
 
     def starter_dir(self) -> Path:
         return self.starter_corpus if self.starter_corpus is not None else self.data_dir / "starter"

@@ -56,3 +56,11 @@ def test_citations_follow_the_words_a_sentence_takes_from_a_source() -> None:
     assert mark("It is in Vellmora.", [1]) == "It is in Vellmora [1]."
     assert mark('He said "yes."\n', [1, 2]) == 'He said "yes [1][2]."\n'
     assert mark("No full stop", [2]) == "No full stop [2]"
+
+
+def test_earlier_answers_lose_their_citations_before_the_model_reads_them() -> None:
+    from service.citations import strip_citations
+
+    cited = "He was born in Vellmora [1]. He sells lanterns [1][2].\n\nSources:\n[1] Zorblax (a.md)\n[2] Lanterns (b.md)"
+    assert strip_citations(cited) == "He was born in Vellmora. He sells lanterns."
+    assert strip_citations("A list [1, 2] and [x] stay.") == "A list [1, 2] and [x] stay."

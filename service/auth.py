@@ -1,0 +1,53 @@
+"""The optional API key: when set, every route but /health needs it.
+
+API clients send `Authorization: Bearer <key>`. The chat page, opened in a browser that cannot
+send that header, gets a small form instead; it stores the key in a same-site cookie that the
+page's own requests then carry.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from service.errors import error_body
+
+OPEN_PATHS = frozenset({"/health"})
+COOKIE = "ragpause_key"
+
+KEY_FORM = """<!doctype html><meta charset="utf-8"><title>ragpause: API key</title>
+<form style="font-family:sans-serif;margin:3em auto;max-width:24em" onsubmit="document.cookie='ragpause_key='+encodeURIComponent(this.k.value)+';path=/;SameSite=Strict';location.reload();return false">
+<p>This service needs its API key.</p><input name="k" type="password" autofocus style="width:100%"><button>Open</button></form>"""
+
+
+def presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.cookies.get(COOKIE)
+
+
+class APIKeyMiddleware(BaseHTTPMiddleware):
+    def __init__(self, app, key: str) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(app)
+        self.key = key.encode("utf-8")
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.url.path in OPEN_PATHS:
+            return await call_next(request)
+        given = presented_key(request)
+        if given is not None and hmac.compare_digest(given.encode("utf-8"), self.key):
+            return await call_next(request)
+        if request.method == "GET" and request.url.path == "/" and "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(KEY_FORM, status_code=401)
+        message = "invalid API key" if given is not None else "this service needs an API key: Authorization: Bearer <key>"
+        return JSONResponse(
+            error_body(message, "authentication_error", None, "invalid_api_key"),
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -1,0 +1,142 @@
+"""The documents API on loopback: uploads of each kind, listing, reading, deleting, searching,
+background jobs, size limits, and the optional API key."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+
+from retrieval.document_index import DocumentIndex
+from service.app import create_app
+from service.engine import Engine
+from service.settings import Settings
+from tests.live_server import serve
+from tests.sample_files import tiny_pdf
+
+DRELLISH = (
+    "# The Drellish Lighthouse\n\nThe Drellish Lighthouse stands on the cape of Ombravik. "
+    "Its keeper, Issa Morrow, lights it with whale-oil lamps every night."
+)
+
+
+@pytest.fixture(scope="module")
+def base_url(llama_backend, embedder, tmp_path_factory):
+    data = tmp_path_factory.mktemp("documents_api")
+    settings = Settings(data_dir=data, system_prompt="You are a helpful assistant.", upload_wait_bytes=4000, max_upload_bytes=200_000, max_upload_files=50)
+    app = create_app(settings, engine=Engine(settings, llama_backend, DocumentIndex(data, embedder)))
+    with serve(app) as url:
+        yield url
+
+
+def test_json_document_round_trip_and_chat_cites_it(base_url) -> None:
+    made = httpx.post(base_url + "/v1/documents", json={"text": DRELLISH, "source": "https://example.org/drellish", "id": "drellish"}, timeout=60)
+    assert made.status_code == 201, made.text
+    job = made.json()
+    assert job["status"] == "done" and job["progress"] == {"done": 1, "total": 1}
+    assert job["results"][0] | {"chunks": 1} == {"name": "https://example.org/drellish", "status": "added", "id": "drellish", "title": "The Drellish Lighthouse", "chunks": 1}
+    again = httpx.post(base_url + "/v1/documents", json={"text": DRELLISH, "id": "drellish"}, timeout=60).json()
+    assert again["results"][0]["status"] == "unchanged"
+
+    listed = httpx.get(base_url + "/v1/documents").json()
+    assert listed["total"] == 1 and listed["data"][0]["id"] == "drellish"
+    one = httpx.get(base_url + "/v1/documents/drellish").json()
+    assert "Issa Morrow" in one["text"] and one["source"] == "https://example.org/drellish"
+    found = httpx.get(base_url + "/v1/search", params={"q": "who keeps the lighthouse at Ombravik"}).json()["data"]
+    assert found and found[0]["document_id"] == "drellish" and found[0]["score"] > 0
+
+    client = openai.OpenAI(base_url=base_url + "/v1", api_key="unused", max_retries=0, timeout=60)
+    reply = client.chat.completions.create(
+        model="x", messages=[{"role": "user", "content": "Who is the keeper of the Drellish Lighthouse?"}], max_tokens=50
+    )
+    assert reply.model_extra["pauses"], "the question about the new document searched"
+    assert reply.model_extra["sources"][0]["source"] == "https://example.org/drellish"
+    assert "https://example.org/drellish" in reply.choices[0].message.content  # the source list
+
+    assert httpx.delete(base_url + "/v1/documents/drellish").json() == {"id": "drellish", "object": "document", "deleted": True}
+    assert httpx.get(base_url + "/v1/documents/drellish").status_code == 404
+    assert httpx.delete(base_url + "/v1/documents/drellish").json()["error"]["type"] == "not_found_error"
+    assert all(p["document_id"] != "drellish" for p in httpx.get(base_url + "/v1/search", params={"q": "Ombravik lighthouse"}).json()["data"])
+
+
+def test_multipart_files_of_every_kind(base_url) -> None:
+    files = [
+        ("files", ("notes.txt", b"The Corvane bell rings at dawn in Tessaly.", "text/plain")),
+        ("files", ("guide.md", b"# Moss tea\n\nMoss tea is brewed in Quellin.", "text/markdown")),
+        ("files", ("page.html", b"<html><title>Salt road</title><body><nav>Home</nav><p>The salt road ends in Peroth.</p></body></html>", "text/html")),
+        ("files", ("accord.pdf", tiny_pdf(["The Drovik Accord was signed in 1873."]), "application/pdf")),
+        ("files", ("broken.pdf", b"%PDF-1.4 nothing else", "application/pdf")),
+    ]
+    made = httpx.post(base_url + "/v1/documents", files=files, timeout=60)
+    assert made.status_code == 201, made.text
+    results = {r["name"]: r for r in made.json()["results"]}
+    assert [results[n]["status"] for n in ("notes.txt", "guide.md", "page.html", "accord.pdf")] == ["added"] * 4
+    assert results["broken.pdf"]["status"] == "failed" and results["broken.pdf"]["error"]
+    assert results["guide.md"]["title"] == "Moss tea" and results["page.html"]["title"] == "Salt road"
+    text = httpx.get(base_url + f"/v1/documents/{results['page.html']['id']}").json()["text"]
+    assert "Peroth" in text and "Home" not in text
+    assert "1873" in httpx.get(base_url + f"/v1/documents/{results['accord.pdf']['id']}").json()["text"]
+
+
+def test_large_upload_runs_in_the_background_with_progress(base_url) -> None:
+    documents = [{"text": f"Ledger page {n}: the granary of Velk stored {n * 7} sacks of barley that winter.", "id": f"ledger-{n}"} for n in range(60)]
+    made = httpx.post(base_url + "/v1/documents", json={"documents": documents[:50]}, timeout=60)
+    assert made.status_code == 202 and made.headers["location"] == f"/v1/documents/jobs/{made.json()['id']}"
+    assert made.json()["status"] in ("queued", "running", "done") and made.json()["progress"]["total"] == 50
+    deadline = time.time() + 120
+    while (job := httpx.get(base_url + made.headers["location"]).json())["status"] in ("queued", "running"):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert job["status"] == "done" and job["progress"] == {"done": 50, "total": 50}
+    assert {r["id"] for r in job["results"]} == {f"ledger-{n}" for n in range(50)}
+    assert httpx.get(base_url + "/v1/documents/jobs/ingest-nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "request_kwargs, status, code",
+    [
+        ({"content": b"x" * 300_000, "headers": {"content-type": "application/json"}}, 413, "upload_too_large"),
+        ({"files": [("files", ("tool.exe", b"MZ\x90\x00", "application/x-msdownload"))]}, 415, "unsupported_file_type"),
+        ({"files": [("files", ("empty.txt", b"", "text/plain"))]}, 400, None),
+        ({"content": b"--b\r\nnot a part", "headers": {"content-type": "multipart/form-data; boundary=b"}}, 400, None),
+        ({"content": b"{oops", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
+        ({"json": {"text": "   "}}, 400, None),
+        ({"json": {"text": 5}}, 400, "invalid_value"),
+        ({"json": {"text": "ok", "id": "no spaces allowed"}}, 400, "invalid_value"),
+        ({"json": {"documents": []}}, 400, "invalid_value"),
+        ({"json": {"documents": [{"text": "t"}] * 51}}, 413, "too_many_documents"),
+        ({"content": b"hello", "headers": {"content-type": "text/csv"}}, 415, "unsupported_media_type"),
+    ],
+)
+def test_bad_uploads_get_a_clear_4xx(base_url, request_kwargs, status, code) -> None:
+    response = httpx.post(base_url + "/v1/documents", timeout=60, **request_kwargs)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"] and (code is None or error["code"] == code)
+
+
+def test_bad_search_parameters(base_url) -> None:
+    for params in ({}, {"q": ""}, {"q": "x", "k": 0}, {"q": "x", "mode": "magic"}, {"q": "   "}):
+        response = httpx.get(base_url + "/v1/search", params=params)
+        assert response.status_code == 400 and response.json()["error"]["message"]
+
+
+def test_api_key_guards_every_route_but_health(llama_backend, starter_index) -> None:
+    settings = Settings(api_key="s3cret", system_prompt="You are a helpful assistant.")
+    app = create_app(settings, engine=Engine(settings, llama_backend, starter_index))
+    with serve(app) as url:
+        assert httpx.get(url + "/health").status_code == 200
+        for path in ("/v1/models", "/v1/documents", "/v1/search?q=x"):
+            response = httpx.get(url + path)
+            assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+        assert httpx.get(url + "/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(url + "/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        page = httpx.get(url + "/", headers={"accept": "text/html"})
+        assert page.status_code == 401 and "<form" in page.text
+        assert httpx.get(url + "/", cookies={"ragpause_key": "s3cret"}).status_code == 200
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0).models.list()
+        models = openai.OpenAI(base_url=url + "/v1", api_key="s3cret", max_retries=0).models.list()
+        assert [m.id for m in models] == ["smollm2-135m-instruct"]
