@@ -38,6 +38,8 @@ bench: setup
 	$(PY) bench/retrieval_quality.py
 	$(PY) bench/evidence_format.py
 	$(PY) bench/answer_quality.py
+	$(PY) bench/concurrency.py
+	$(PY) bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) index_data/*.sqlite3* index_data/*.faiss index_data/hf_cache

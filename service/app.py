@@ -37,7 +37,6 @@ from service.types import ChatCompletionRequest
 from service.worker import GenerationWorker
 
 log = logging.getLogger(__name__)
-DEFAULT_MAX_TOKENS = 512
 CHAT_PAGE = Path(__file__).resolve().parent / "static" / "chat.html"
 
 
@@ -134,7 +133,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             raise APIError(400, "messages must contain at least one user message", param="messages")
         prompt = engine_.prompt(messages)
         prompt_len = len(prompt)
-        limit = body.token_limit(DEFAULT_MAX_TOKENS)
+        limit = body.token_limit(settings.default_max_tokens)
+        if limit > settings.max_tokens_limit:
+            param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+            raise APIError(400, f"{param} is {limit}; this service allows at most {settings.max_tokens_limit}", param=param)
         if prompt_len + limit > engine_.backend.n_ctx:
             if prompt_len >= engine_.backend.n_ctx:
                 raise APIError(

@@ -17,7 +17,7 @@ from retrieval.document_index import DocumentIndex, read_document
 from retrieval.parsing import UnsupportedDocument, media_type_for
 from retrieval.store import DocumentRecord
 from retrieval.types import Passage
-from service.errors import APIError
+from service.errors import APIError, error_body
 from service.ingestion import IngestionQueue, Upload
 from service.settings import Settings
 
@@ -172,8 +172,11 @@ def documents_router(settings: Settings) -> APIRouter:
         if len(body) > settings.upload_wait_bytes:
             return JSONResponse(job.as_json(), status_code=202, headers={"Location": f"/v1/documents/jobs/{job.id}"})
         await asyncio.to_thread(job.finished.wait)
-        failed = job.status == "failed"
-        return JSONResponse(job.as_json(), status_code=422 if failed else 201)
+        if job.status == "failed":
+            reasons = "; ".join(r.get("error", "") for r in job.results if r["status"] == "failed") or job.error
+            body = error_body(f"{job.error}: {reasons}", "invalid_request_error", "files", "unreadable_document")
+            return JSONResponse({**body, "job": job.as_json()}, status_code=422)
+        return JSONResponse(job.as_json(), status_code=201)
 
     @router.get("/v1/documents/jobs/{job_id}")
     async def job_status(job_id: str, request: Request) -> dict[str, Any]:

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
         "context with its own KV cache; llama.cpp shares the weights, transformers loads them per slot). "
         "More requests wait in a queue.",
     )
+    default_max_tokens: int = Field(default=512, ge=1, description="Answer length when a request names none.")
+    max_tokens_limit: int = Field(default=2048, ge=1, description="The most tokens one answer may ask for (400 above).")
     system_prompt: str = "You are a helpful assistant. Answer briefly and factually."
 
     # Query unit.

@@ -13,6 +13,11 @@ from query_unit.types import TokenStep
 _TOP_P_CANDIDATES = 1024
 
 
+# Temperatures this low are greedy decoding in all but name; dividing logits by them would
+# overflow (a fuzzer sent 1e-300).
+GREEDY_BELOW = 1e-3
+
+
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
     """How to pick tokens. temperature 0 means greedy."""
@@ -47,7 +52,7 @@ class Sampler:
         entropy = float(np.log(total) - float(np.dot(weights, shifted)) / total)
         top_probs = np.exp(logits[top_ids] - peak) / total
 
-        if self.params.temperature <= 0.0:
+        if self.params.temperature < GREEDY_BELOW:
             chosen = int(top_ids[0])
             prob = float(top_probs[0])
         else:

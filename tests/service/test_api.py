@@ -137,3 +137,29 @@ def test_per_request_retrieval_and_sources_switches(base_url, client) -> None:
         assert response.status_code == 400 and response.json()["error"]["param"] == "sources"
     bad = httpx.post(base_url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "retrieval": "sometimes"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "retrieval"
+
+
+def test_terminal_chat_streams_and_shows_the_pause(base_url) -> None:
+    import subprocess
+    import sys
+
+    asked = subprocess.run(
+        [sys.executable, "-m", "service.chat", "--url", base_url, "Where was Zorblax Quintaro born?"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert asked.returncode == 0, asked.stderr
+    out = asked.stdout
+    assert "[paused: searching “Where was Zorblax Quintaro born?”]" in out
+    assert "[found: [1] Zorblax Quintaro]" in out and "Vellmora" in out
+    assert "Sources:" in out and "zorblax-quintaro.md" in out
+    # A conversation on stdin; a bad request is reported and the conversation goes on.
+    talk = subprocess.run(
+        [sys.executable, "-m", "service.chat", "--url", base_url, "--retrieval", "off", "--sources", "web"],
+        input="What is the capital of France?\n", capture_output=True, text=True, timeout=120,
+    )
+    assert talk.returncode == 0 and "Paris" in talk.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "service.chat", "--url", base_url, "--sources", "web", "Hello?"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert refused.returncode == 1 and "400" in refused.stdout and "web search endpoint" in refused.stdout

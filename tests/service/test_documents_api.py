@@ -108,6 +108,7 @@ def test_large_upload_runs_in_the_background_with_progress(base_url) -> None:
         ({"json": {"documents": []}}, 400, "invalid_value"),
         ({"json": {"documents": [{"text": "t"}] * 51}}, 413, "too_many_documents"),
         ({"content": b"hello", "headers": {"content-type": "text/csv"}}, 415, "unsupported_media_type"),
+        ({"files": [("files", ("broken.pdf", b"%PDF-1.4 nothing else", "application/pdf"))]}, 422, "unreadable_document"),
     ],
 )
 def test_bad_uploads_get_a_clear_4xx(base_url, request_kwargs, status, code) -> None:

@@ -47,3 +47,13 @@ def test_top_p_keeps_only_the_nucleus() -> None:
     sampler = Sampler(SamplingParams(temperature=1.0, top_p=0.8, seed=1))
     chosen = {sampler.step(logits, piece).token_id for _ in range(500)}
     assert chosen == {0, 1}
+
+
+def test_a_vanishing_temperature_is_greedy_without_overflow() -> None:
+    import warnings
+
+    logits = np.array([1.0, 3.0, 2.0] + [-5.0] * 20, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow in the softmax would raise here
+        for t in (1e-300, 5e-324, 1e-4):
+            assert Sampler(SamplingParams(temperature=t, seed=1)).step(logits, piece).token_id == 1
