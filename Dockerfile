@@ -1,12 +1,15 @@
+# The ragpause service: CPU torch (from PyTorch's CPU index, not the multi-GB CUDA build),
+# llama-cpp-python built from source, the shipped models inside their PyPI packages.
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service service
 COPY query_unit query_unit
 COPY retrieval retrieval
 COPY index_data/starter index_data/starter
-RUN pip install --no-cache-dir torch==2.13.0 \
+RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-cache-dir .
 ENV HF_HUB_OFFLINE=1
 EXPOSE 8000

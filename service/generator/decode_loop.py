@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from query_unit.protocol import TurnMonitor
 from query_unit.types import Pause, QuestionSignals
@@ -36,6 +36,9 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     evidence_style: EvidenceStyle = DEFAULT_STYLE
 
+
+# Evidence goes in only if the answer still has this many tokens of room after it.
+ROOM_AFTER_EVIDENCE = 16
 
 def generate(
     backend: Backend,
@@ -82,11 +85,14 @@ def generate(
             retracted = _decode(backend, segment[pause.keep_tokens :])
             yield PauseEvent(reason=pause.reason, query=pause.query, retracted=retracted, kept_tokens=pause.keep_tokens)
             evidence = monitor.gather(pause)
+            kept = segment[: pause.keep_tokens]
+            block = evidence_block(template, evidence, draft_kept=bool(kept), style=params.evidence_style) if evidence.ok else []
+            if block and segment_start + len(kept) + len(block) + ROOM_AFTER_EVIDENCE > backend.n_ctx:
+                # What it found does not fit in the context: go on without it, and say so.
+                evidence = replace(evidence, passages=(), error="no room left in the context window for what it found")
             yield EvidenceEvent(query=evidence.query, passages=evidence.passages, error=evidence.error)
             if evidence.ok:
-                kept = segment[: pause.keep_tokens]
                 backend.rollback(segment_start + len(kept))
-                block = evidence_block(template, evidence, draft_kept=bool(kept), style=params.evidence_style)
                 backend.append(block)
                 committed = _join(committed, _decode(backend, kept))
                 completion_tokens -= len(segment) - len(kept)
@@ -104,8 +110,8 @@ def generate(
             # With nothing new to read, the draft simply goes on.
             pause = None
 
-        if completion_tokens >= params.max_tokens:
-            break
+        if completion_tokens >= params.max_tokens or len(backend.tokens) >= backend.n_ctx:
+            break  # "length": the answer's budget or the context window is used up
         # An answer is never empty: right after an evidence block the model may try to stop.
         empty = not committed and not segment
         step = backend.step(sampler, banned=backend.eos_token_ids if empty else frozenset())

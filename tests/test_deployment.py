@@ -1,0 +1,54 @@
+"""docker-compose.yml and the Dockerfile, checked without docker (this machine has no compose
+plugin, so `docker compose config` cannot run here): the files parse, and the
+wiring between the service, its volume and SearxNG is what the settings expect."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+
+from service.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_compose_wires_the_service_to_searxng_and_its_volume() -> None:
+    services = compose()["services"]
+    app, searx = services["ragpause"], services["searxng"]
+    env = app["environment"]
+    # Every RAGPAUSE_* variable is a real setting, and they load together.
+    fields = {f"RAGPAUSE_{name.upper()}" for name in Settings.model_fields}
+    assert {k for k in env if k.startswith("RAGPAUSE_")} <= fields
+    # The web search URL names the searxng service on the port it listens on.
+    url = urlparse(env["RAGPAUSE_WEB_SEARCH_URL"])
+    assert url.hostname == "searxng" and env["RAGPAUSE_WEB_SEARCH_KIND"] == "searxng"
+    searx_settings_dir = next(v.split(":")[0] for v in searx["volumes"] if v.split(":")[1] == "/etc/searxng")
+    searx_settings = yaml.safe_load((REPO / searx_settings_dir / "settings.yml").read_text())
+    assert url.port == searx_settings["server"]["port"] and str(url.port) in searx["expose"]
+    assert "json" in searx_settings["search"]["formats"]  # the service reads format=json
+    assert "searxng" in app["depends_on"]
+    # The data directory is the named volume, declared at the top level.
+    mounts = dict(v.split(":")[:2] for v in app["volumes"])
+    assert mounts.get("ragpause-data") == env["RAGPAUSE_DATA_DIR"] and "ragpause-data" in compose()["volumes"]
+    # The service listens on all interfaces on the published port, and the healthcheck asks /health.
+    assert env["RAGPAUSE_HOST"] == "0.0.0.0" and f"{env['RAGPAUSE_PORT']}:{env['RAGPAUSE_PORT']}" in app["ports"]
+    assert "/health" in " ".join(app["healthcheck"]["test"])
+    loaded = Settings(**{k.removeprefix("RAGPAUSE_").lower(): v for k, v in env.items() if k.startswith("RAGPAUSE_") and "${" not in v})
+    assert loaded.web_search_url == env["RAGPAUSE_WEB_SEARCH_URL"] and str(loaded.data_dir) == "/data"
+
+
+def test_dockerfile_copies_what_exists_and_pins_cpu_torch() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    for source in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE):
+        for path in source.split():
+            assert (REPO / path).exists(), path
+    assert "torch==2.13.0" in dockerfile and "whl/cpu" in dockerfile
+    assert compose()["services"]["ragpause"]["environment"]["RAGPAUSE_STARTER_CORPUS"].startswith("/app/index_data/starter")
+
