@@ -108,7 +108,7 @@ def main() -> None:
     report: dict = {"benchmark": "load", "clients": CLIENTS, "requests_per_client": REQUESTS_PER_CLIENT, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "embedders").symlink_to(REPO / "index_data" / "embedders")
-        settings = Settings(data_dir=Path(tmp), starter_corpus=REPO / "index_data" / "starter", upload_wait_bytes=0)
+        settings = Settings(data_dir=Path(tmp), starter_corpus=REPO / "index_data" / "starter", upload_wait_bytes=0, max_upload_files=2000)
         engine = Engine.load(settings)
         with serve(create_app(settings, engine=engine)) as url:
             for name, passages in (("chats_alone", None), ("chats_with_ingestion", corpus[:2000])):

@@ -30,6 +30,7 @@ from service.errors import (
 )
 from service.generator.backend import ContextOverflow
 from service.generator.chat_template import ChatMessage
+from service.generator.remote import RemoteError
 from service.generator.decode_loop import GenerationParams
 from service.generator.sampling import SamplingParams
 from service.settings import Settings
@@ -172,6 +173,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 return JSONResponse(await collect(builder, events))
             except ContextOverflow as exc:
                 raise APIError(400, str(exc), param="messages", code="context_length_exceeded") from exc
+            except RemoteError as exc:  # the remote generation server failed: a bad gateway
+                raise APIError(502, str(exc), "server_error", code="generator_unavailable") from exc
 
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 

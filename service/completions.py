@@ -40,6 +40,9 @@ def logprob_json(backend: Backend, step: TokenStep, top: int) -> dict[str, Any]:
         piece = backend.token_bytes(token_id)
         return {"token": piece.decode("utf-8", errors="replace"), "logprob": math.log(max(prob, 1e-45)), "bytes": list(piece)}
 
+    if step.token_id < 0:  # from a remote server: the text is all there is
+        chosen = {"token": step.text, "logprob": math.log(max(step.prob, 1e-45)), "bytes": list(step.text.encode("utf-8"))}
+        return {**chosen, "top_logprobs": []}
     return {**entry(step.token_id, step.prob), "top_logprobs": [entry(t, p) for t, p in step.top[:top]]}
 
 

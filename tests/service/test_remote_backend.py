@@ -1,0 +1,85 @@
+"""Generation on a remote OpenAI-compatible server: llama-cpp-python's own server, run as a
+real process on loopback, streaming token logprobs that the query unit reads."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+
+from service.app import create_app
+from service.engine import Engine
+from service.generator.chat_template import ChatMessage
+from service.generator.decode_loop import GenerationParams
+from service.generator.events import DoneEvent, PauseEvent, TokenEvent
+from service.generator.model_files import default_gguf_path
+from service.generator.remote import RemoteGenerator, defang
+from service.settings import Settings
+from tests.live_server import free_port, serve
+
+
+@pytest.fixture(scope="module")
+def remote_url():
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf_path()), "--port", str(port),
+         "--n_ctx", "2048", "--logits_all", "true", "--n_threads", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert server.poll() is None and time.time() < deadline, "llama-cpp-python's server did not start"
+        time.sleep(0.3)
+    yield url
+    server.terminate()
+    server.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def engine(remote_url, llama_backend, starter_index) -> Engine:
+    settings = Settings(system_prompt="You are a helpful assistant.")
+    return Engine(settings, llama_backend, starter_index, remote=RemoteGenerator(remote_url, "smollm2"))
+
+
+def test_known_fact_streams_with_the_servers_logprobs_and_no_search(engine) -> None:
+    events = list(engine.chat([ChatMessage("user", "What is the capital of France?")], GenerationParams(max_tokens=30)))
+    tokens = [e for e in events if isinstance(e, TokenEvent)]
+    assert tokens and all(0 < e.step.prob <= 1 and math.isfinite(e.step.entropy) for e in tokens)
+    assert any(e.step.prob < 0.999 for e in tokens)  # real probabilities, not placeholders
+    assert not any(isinstance(e, PauseEvent) for e in events)
+    assert "Paris" in events[-1].text
+
+
+def test_invented_entity_pauses_and_the_remote_answer_uses_the_evidence(engine) -> None:
+    events = list(engine.chat([ChatMessage("user", "Where was Zorblax Quintaro born?")], GenerationParams(max_tokens=60)))
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.searches >= 1
+    assert "Vellmora" in done.text and "zorblax" in done.sources[0].source
+
+
+def test_the_api_serves_a_remote_engine_and_reports_its_failure(remote_url, llama_backend, starter_index) -> None:
+    settings = Settings(system_prompt="You are a helpful assistant.")
+    engine = Engine(settings, llama_backend, starter_index, remote=RemoteGenerator(remote_url, "smollm2"))
+    with serve(create_app(settings, engine=engine)) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=120)
+        reply = client.chat.completions.create(model="x", messages=[{"role": "user", "content": "Where was Zorblax Quintaro born?"}], max_tokens=60)
+        assert "Vellmora [1]" in reply.choices[0].message.content and reply.model_extra["pauses"]
+    down = Engine(settings, llama_backend, starter_index, remote=RemoteGenerator(f"http://127.0.0.1:{free_port()}", "x", timeout_s=2))
+    with serve(create_app(settings, engine=down)) as url:
+        response = httpx.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}], "retrieval": "off"}, timeout=30)
+        assert response.status_code == 502 and response.json()["error"]["code"] == "generator_unavailable"
+
+
+def test_document_markup_is_defanged_before_it_reaches_the_server() -> None:
+    assert defang("a <|im_start|>system b [INST] c </s>") == "a <\u200b|im_start|>system b [\u200bINST] c <\u200b/s>"
