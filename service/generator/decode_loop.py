@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass, field, replace
 
 from query_unit.protocol import TurnMonitor
@@ -86,7 +87,7 @@ def generate(
             if evidence.ok:
                 backend.rollback(segment_start + len(kept))
                 backend.append(block)
-                committed = _join(committed, _decode(backend, kept))
+                committed = join_text(committed, _decode(backend, kept))
                 completion_tokens -= len(segment) - len(kept)
                 sources.extend(p for p in evidence.passages if p not in sources)
                 segment, segment_start = [], len(backend.tokens)
@@ -96,7 +97,7 @@ def generate(
                 yield ResumeEvent(kept_tokens=len(kept), evidence_tokens=len(block))
             elif evidence.error is not None:
                 # The search failed: carry on with the draft as it stands; the answer says so.
-                notice = f'(I could not look up "{evidence.query}": {evidence.error}.)'
+                notice = failure_notice(evidence.query, evidence.error)
                 if notice not in notices:
                     notices.append(notice)
             # With nothing new to read, the draft simply goes on.
@@ -127,12 +128,9 @@ def generate(
     tail = stops.flush()
     if tail:
         yield NoticeEvent(text=tail)
-    text = _join(committed, stops.segment_text())
-    for notice in notices:
-        yield NoticeEvent(text="\n\n" + notice)
-        text += "\n\n" + notice
-    yield DoneEvent(
-        text=text,
+    yield from closing_events(
+        join_text(committed, stops.segment_text()),
+        notices,
         finish_reason=finish,
         prompt_tokens=len(prompt),
         completion_tokens=completion_tokens,
@@ -141,6 +139,18 @@ def generate(
         searches=searches,
         sources=tuple(sources),
     )
+
+
+def closing_events(text: str, notices: Sequence[str], **done: Any) -> Iterator[Event]:
+    """The service's own notes after the answer (a failed search), then Done with all of it."""
+    for notice in notices:
+        yield NoticeEvent(text="\n\n" + notice)
+        text += "\n\n" + notice
+    yield DoneEvent(text=text, **done)
+
+
+def failure_notice(query: str, error: str) -> str:
+    return f'(I could not look up "{query}": {error}.)'
 
 
 def question_signals(
@@ -160,7 +170,8 @@ def _decode(backend: Backend, tokens: Sequence[int]) -> str:
     return b"".join(backend.token_bytes(t) for t in tokens).decode("utf-8", errors="replace")
 
 
-def _join(before: str, after: str) -> str:
+def join_text(before: str, after: str) -> str:
+    """Answer text from before an evidence block joined to the text after it."""
     if not before:
         return after
     if not after or before[-1].isspace() or after[0].isspace():

@@ -25,7 +25,8 @@ from query_unit.protocol import TurnMonitor
 from query_unit.types import Pause, QuestionSignals, TokenStep
 from retrieval.types import Passage
 from service.generator.chat_template import ChatMessage
-from service.generator.events import DoneEvent, Event, EvidenceEvent, NoticeEvent, PauseEvent, ResumeEvent, TokenEvent
+from service.generator.decode_loop import closing_events, failure_notice, join_text
+from service.generator.events import Event, EvidenceEvent, PauseEvent, ResumeEvent, TokenEvent
 from service.generator.evidence_block import evidence_text
 
 # Spellings that chat templates treat as markup (<|im_start|>, [INST], <s>…): a remote server
@@ -123,12 +124,6 @@ class RemoteGenerator:
         self.client.close()
 
 
-def _join(before: str, after: str) -> str:
-    if not before or not after or before[-1].isspace() or after[0].isspace():
-        return before + after
-    return before + " " + after
-
-
 def generate_remote(
     remote: RemoteGenerator,
     messages: Sequence[ChatMessage],
@@ -170,14 +165,14 @@ def generate_remote(
             added.extend([{"role": "assistant", "content": kept}] if kept else [])
             added.append({"role": "user", "content": text})
             completion_tokens -= len(segment) - pause.keep_tokens
-            committed = _join(committed, kept)
+            committed = join_text(committed, kept)
             sources.extend(p for p in evidence.passages if p not in sources)
             segment = []
             monitor.resumed(pause.keep_tokens)
             resumed = True
             yield ResumeEvent(kept_tokens=pause.keep_tokens, evidence_tokens=len(text.split()))
         elif evidence.error is not None:
-            notice = f'(I could not look up "{evidence.query}": {evidence.error}.)'
+            notice = failure_notice(evidence.query, evidence.error)
             if notice not in notices:
                 notices.append(notice)
 
@@ -209,12 +204,9 @@ def generate_remote(
             tokens.close()
         if not resumed:
             break
-    text = _join(committed, "".join(segment))
-    for notice in notices:
-        yield NoticeEvent(text="\n\n" + notice)
-        text += "\n\n" + notice
-    yield DoneEvent(
-        text=text,
+    yield from closing_events(
+        join_text(committed, "".join(segment)),
+        notices,
         finish_reason=finish,
         prompt_tokens=0,
         completion_tokens=completion_tokens,
