@@ -98,8 +98,8 @@ class Engine:
         hidden = settings.query_unit == "learned" and LearnedWeights.load().uses_hidden_states
         backend = load_backend(settings, hidden_states=hidden)
         remote = remote_generator(settings)
-        slots = 1 if remote else settings.generation_slots  # remote streams take turns on the same thread
-        more_slots = [load_backend(settings, hidden_states=hidden) for _ in range(slots - 1)]
+        # Remote answers take slots too: each slot's local model scores its questions.
+        more_slots = [load_backend(settings, hidden_states=hidden) for _ in range(settings.generation_slots - 1)]
         embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
         index = DocumentIndex(settings.data_dir, embedder, hnsw_threshold=settings.hnsw_threshold)
         starter = settings.starter_dir()
