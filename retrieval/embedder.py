@@ -61,6 +61,9 @@ class Embedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads sleep instead of spinning: beside llama.cpp on the same cores,
+        # spinning threads stall the generator (measured in bench/load.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = ensure_onnx(self.model_name, cache_root, int8)
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
