@@ -54,8 +54,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.ingestion = None
 
         def ready(loaded: Engine) -> None:
-            app.state.worker = GenerationWorker(loaded.slots, cached_tokens=lambda backend: backend.tokens)
-            app.state.ingestion = IngestionQueue(loaded.index)
+            ingestion = IngestionQueue(loaded.index)
+            app.state.worker = GenerationWorker(
+                loaded.slots,
+                cached_tokens=lambda backend: backend.tokens,
+                before_step=lambda backend: backend.share_cores(ingestion.running),
+            )
+            app.state.ingestion = ingestion
             app.state.engine = loaded
 
         loader = None

@@ -70,6 +70,7 @@ class IngestionQueue:
         self.keep = keep
         self._jobs: OrderedDict[str, IngestionJob] = OrderedDict()
         self._queue: queue.Queue[IngestionJob | None] = queue.Queue()
+        self._running = False
         self._thread = threading.Thread(target=self._run, name="ingestion", daemon=True)
         self._thread.start()
 
@@ -88,9 +89,17 @@ class IngestionQueue:
     def waiting(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def running(self) -> bool:
+        """A job is being indexed now (its embedding threads are busy)."""
+        return self._running
+
+
+
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
             job.status = "running"
+            self._running = True
             try:
                 self._ingest(job)
                 ok = any(r["status"] != "failed" for r in job.results)
@@ -99,6 +108,7 @@ class IngestionQueue:
                     job.error = "no document could be read"
             except Exception as exc:  # the index itself failed: the job says so, the service goes on
                 job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            self._running = False
             job.finished_at = time.time()
             job.finished.set()
 

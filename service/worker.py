@@ -48,9 +48,16 @@ def _shared_prefix(cached: Sequence[int], prompt: Sequence[int]) -> int:
 
 
 class GenerationWorker(Generic[Slot]):
-    def __init__(self, slots: Sequence[Slot], cached_tokens: Callable[[Slot], Sequence[int]] = lambda s: ()) -> None:
+    def __init__(
+        self,
+        slots: Sequence[Slot],
+        cached_tokens: Callable[[Slot], Sequence[int]] = lambda s: (),
+        before_step: Callable[[Slot], None] = lambda s: None,
+    ) -> None:
+        """`before_step(slot)` runs before each step of an answer (e.g. to share the cores)."""
         if not slots:
             raise ValueError("at least one generation slot")
+        self._before_step = before_step
         self._free: list[Slot] = list(slots)
         self._cached_tokens = cached_tokens
         self._jobs: queue.Queue[Job | None] = queue.Queue()
@@ -95,6 +102,7 @@ class GenerationWorker(Generic[Slot]):
                 if run.events is not None:
                     run.events.close()
                 return False
+            self._before_step(run.slot)
             if run.events is None:
                 run.events = job.make_events(run.slot)
             job.emit(next(run.events))

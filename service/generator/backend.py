@@ -76,6 +76,10 @@ class Backend(ABC):
         """The final layer's hidden state at the last evaluated position, where the engine has it."""
         return None
 
+    def share_cores(self, sharing: bool) -> None:
+        """Another heavy job (an ingestion) runs on the same cores: use fewer threads meanwhile.
+        Engines without a thread setting ignore it."""
+
     # --- shared behaviour --------------------------------------------------------------
     def special_id(self, text: str) -> int:
         ids = self.tokenize(text, special=True)

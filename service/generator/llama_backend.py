@@ -35,6 +35,8 @@ class LlamaCppBackend(Backend):
             verbose=False,
         )
         self.hidden_states = hidden_states
+        self._threads = threads
+        self._sharing = False
         self.model_path = Path(model_path)
         self._n_vocab = self.llm.n_vocab()
         vocab = self._lib.llama_model_get_vocab(self.llm.model)
@@ -88,6 +90,14 @@ class LlamaCppBackend(Backend):
     def _truncate(self, n: int) -> None:
         self.llm._ctx.kv_cache_seq_rm(-1, n, -1)
         self.llm.n_tokens = n
+
+    def share_cores(self, sharing: bool) -> None:
+        # llama.cpp's threads meet at a barrier after every operation: when another process
+        # holds a core, the others wait for the descheduled one. One thread never waits.
+        if sharing != self._sharing:
+            n = 1 if sharing else self._threads
+            self._lib.llama_set_n_threads(self.llm.ctx, n, n)
+            self._sharing = sharing
 
     def _last_hidden(self) -> np.ndarray | None:
         if not self.hidden_states:

@@ -158,3 +158,25 @@ def test_scored_prefill_matches_step_by_step_probabilities(backend: Backend, tem
     by_piece = dict(zip(pieces, scores))
     # The invented name surprises the model far more than the words around it.
     assert -by_piece[" Quint"] > 5 and -by_piece[" born"] < 3
+
+
+def test_sharing_the_cores_changes_speed_not_answers(llama_backend) -> None:
+    from service.generator.sampling import Sampler, SamplingParams
+
+    def greedy() -> list[int]:
+        llama_backend.rollback(0)
+        llama_backend.load_prompt(llama_backend.tokenize("The three primary colours are"))
+        out = []
+        for _ in range(16):
+            step = llama_backend.step(Sampler(SamplingParams()))
+            out.append(step.token_id)
+            llama_backend.append([step.token_id])
+        return out
+
+    alone = greedy()
+    llama_backend.share_cores(True)
+    try:
+        assert llama_backend._sharing and greedy() == alone
+    finally:
+        llama_backend.share_cores(False)
+    assert not llama_backend._sharing and greedy() == alone
