@@ -76,7 +76,6 @@ class Engine:
             ),
         )
         self.learned = LearnedWeights.load() if settings.query_unit == "learned" else None
-        self.unit = self.unit_for("auto", "auto")
 
     def unit_for(self, retrieval: Retrieval, sources: Sources) -> QueryUnit | None:
         """The query unit one request asked for; None when it may not search."""
