@@ -19,7 +19,7 @@ from service.auth import APIKeyMiddleware
 from service.citations import strip_citations
 from service.completions import CompletionBuilder, collect
 from service.documents_api import documents_router
-from service.engine import Engine
+from service.engine import Engine, last_question
 from service.ingestion import IngestionQueue
 from service.errors import (
     APIError,
@@ -98,9 +98,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             raise APIError(503, "the model is still loading", "service_unavailable", code="loading")
         return loaded
 
+    page = CHAT_PAGE.read_text(encoding="utf-8")  # read once, served from memory
+
     @app.get("/", include_in_schema=False)
     async def chat_page() -> HTMLResponse:
-        return HTMLResponse(CHAT_PAGE.read_text(encoding="utf-8"))
+        return HTMLResponse(page)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
@@ -166,7 +168,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             raise APIError(
                 400, f"sources={body.sources!r} needs a web search endpoint, and none is configured", param="sources"
             )
-        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        question = last_question(messages)
         builder = CompletionBuilder(
             engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0, question
         )

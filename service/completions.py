@@ -20,6 +20,7 @@ from retrieval.chunking import sentence_spans
 from retrieval.types import Passage
 from service.citations import Citer, mark, source_list
 from service.generator.backend import Backend
+from service.generator.decode_loop import join_text
 from service.generator.events import (
     DoneEvent,
     Event,
@@ -86,8 +87,8 @@ class CompletionBuilder:
         self.released = max(self.released, upto)
         if not text:
             return ""
-        if not self.segment_started and self.content and not self.content[-1].isspace() and not text[0].isspace():
-            text = " " + text  # as the decode loop joins the text before and after evidence
+        if not self.segment_started:  # joined to the text before the evidence as the loop joins it
+            text = join_text(self.content, text)[len(self.content) :]
         self.segment_started = True
         if self.citer.sources:
             pieces, last = [], 0

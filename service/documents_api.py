@@ -130,14 +130,14 @@ async def _file_uploads(request: Request, body: bytes, max_files: int) -> list[U
         raise APIError(400, "attach documents as multipart fields named 'files'", param="files")
     uploads = []
     for f in files:
+        declared = f.content_type if f.content_type != "application/octet-stream" else None
         try:
-            media_type_for(f.filename, f.content_type if f.content_type != "application/octet-stream" else None)
+            media_type_for(f.filename, declared)
         except UnsupportedDocument as exc:
             raise APIError(415, f"{f.filename}: {exc}", param="files", code="unsupported_file_type") from None
         data = await f.read()
         if not data:
             raise APIError(400, f"{f.filename or 'a file'} is empty", param="files")
-        declared = f.content_type if f.content_type != "application/octet-stream" else None
         uploads.append(Upload(f.filename or "upload", data=data, media_type=declared))
     return uploads
 

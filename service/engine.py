@@ -123,7 +123,7 @@ class Engine:
     ) -> Iterator[Event]:
         """Answer the conversation (`prompt`: its tokens, when the caller already has them) on
         `backend` (a generation slot; default the first). Not thread-safe: the worker calls it."""
-        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        question = last_question(messages)
         unit = self.unit_for(retrieval, sources)
         monitor = unit.begin_turn(question) if unit is not None else None
         if self.remote is not None:
@@ -151,6 +151,11 @@ class Engine:
             scores = scorer.load_prompt(list(prompt), score_from=span[0]).scores
             question = question_signals(scorer, prompt, span, scores)
         yield from generate_remote(self.remote, messages, self.settings.system_prompt, monitor, params, question)  # type: ignore[arg-type]
+
+
+def last_question(messages: Sequence[ChatMessage]) -> str:
+    """The question a turn answers: the last user message."""
+    return next((m.content for m in reversed(messages) if m.role == "user"), "")
 
 
 def remote_generator(settings: Settings) -> RemoteGenerator | None:

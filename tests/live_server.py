@@ -33,3 +33,15 @@ def serve(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve_engine(backend, index, **settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The service over `backend` and `index`, with these settings (a plain system prompt unless given)."""
+    from service.app import create_app
+    from service.engine import Engine
+    from service.settings import Settings
+
+    config = Settings(**{"system_prompt": "You are a helpful assistant.", **settings})
+    with serve(create_app(config, engine=Engine(config, backend, index))) as url:
+        yield url

@@ -120,8 +120,6 @@ class RemoteGenerator:
         except httpx.HTTPError as exc:
             raise RemoteError(f"the generation server could not be reached: {exc}") from exc
 
-    def close(self) -> None:
-        self.client.close()
 
 
 def generate_remote(

@@ -6,18 +6,13 @@ import httpx
 import openai
 import pytest
 
-from service.app import create_app
-from service.engine import Engine
-from service.settings import Settings
-from tests.live_server import serve
+from tests.live_server import serve_engine
 
 
 @pytest.fixture(scope="module")
 def base_url(llama_backend, starter_index):
     index = starter_index
-    settings = Settings(system_prompt="You are a helpful assistant.")
-    app = create_app(settings, engine=Engine(settings, llama_backend, index))
-    with serve(app) as url:
+    with serve_engine(llama_backend, index) as url:
         yield url
 
 

@@ -7,10 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from retrieval.document_index import DocumentIndex
-from service.app import create_app
-from service.engine import Engine
-from service.settings import Settings
-from tests.live_server import serve
+from tests.live_server import serve_engine
 
 CHROMIUM = "/usr/bin/chromium"
 DOCUMENT = (
@@ -22,9 +19,7 @@ DOCUMENT = (
 @pytest.fixture(scope="module")
 def base_url(llama_backend, embedder, tmp_path_factory):
     data = tmp_path_factory.mktemp("chat_page")
-    settings = Settings(data_dir=data, system_prompt="You are a helpful assistant.")
-    app = create_app(settings, engine=Engine(settings, llama_backend, DocumentIndex(data, embedder)))
-    with serve(app) as url:
+    with serve_engine(llama_backend, DocumentIndex(data, embedder), data_dir=data) as url:
         yield url
 
 

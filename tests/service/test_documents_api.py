@@ -13,7 +13,7 @@ from retrieval.document_index import DocumentIndex
 from service.app import create_app
 from service.engine import Engine
 from service.settings import Settings
-from tests.live_server import serve
+from tests.live_server import serve, serve_engine
 from tests.sample_files import tiny_pdf
 
 DRELLISH = (
@@ -25,9 +25,8 @@ DRELLISH = (
 @pytest.fixture(scope="module")
 def base_url(llama_backend, embedder, tmp_path_factory):
     data = tmp_path_factory.mktemp("documents_api")
-    settings = Settings(data_dir=data, system_prompt="You are a helpful assistant.", upload_wait_bytes=4000, max_upload_bytes=200_000, max_upload_files=50)
-    app = create_app(settings, engine=Engine(settings, llama_backend, DocumentIndex(data, embedder)))
-    with serve(app) as url:
+    limits = dict(upload_wait_bytes=4000, max_upload_bytes=200_000, max_upload_files=50)
+    with serve_engine(llama_backend, DocumentIndex(data, embedder), data_dir=data, **limits) as url:
         yield url
 
 
@@ -125,9 +124,7 @@ def test_bad_search_parameters(base_url) -> None:
 
 
 def test_api_key_guards_every_route_but_health(llama_backend, starter_index) -> None:
-    settings = Settings(api_key="s3cret", system_prompt="You are a helpful assistant.")
-    app = create_app(settings, engine=Engine(settings, llama_backend, starter_index))
-    with serve(app) as url:
+    with serve_engine(llama_backend, starter_index, api_key="s3cret") as url:
         assert httpx.get(url + "/health").status_code == 200
         for path in ("/v1/models", "/v1/documents", "/v1/search?q=x"):
             response = httpx.get(url + path)

@@ -10,10 +10,7 @@ import pytest
 import schemathesis
 
 from retrieval.document_index import DocumentIndex
-from service.app import create_app
-from service.engine import Engine
-from service.settings import Settings
-from tests.live_server import serve
+from tests.live_server import serve_engine
 from tests.schema_fuzz import fuzz
 
 
@@ -21,9 +18,8 @@ from tests.schema_fuzz import fuzz
 def api_schema(llama_backend, embedder, tmp_path_factory):
     data = tmp_path_factory.mktemp("fuzz")
     # Short answers: the fuzzer asks many questions, and their length is not what is tested.
-    config = Settings(data_dir=data, default_max_tokens=8, max_tokens_limit=16, max_upload_bytes=100_000, upload_wait_bytes=100_000)
-    app = create_app(config, engine=Engine(config, llama_backend, DocumentIndex(data, embedder)))
-    with serve(app) as url:
+    limits = dict(default_max_tokens=8, max_tokens_limit=16, max_upload_bytes=100_000, upload_wait_bytes=100_000)
+    with serve_engine(llama_backend, DocumentIndex(data, embedder), data_dir=data, **limits) as url:
         yield schemathesis.openapi.from_url(url + "/openapi.json")
 
 

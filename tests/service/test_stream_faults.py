@@ -14,7 +14,7 @@ from service.engine import Engine
 from service.generator.llama_backend import LlamaCppBackend
 from service.generator.model_files import default_gguf_path
 from service.settings import Settings
-from tests.live_server import serve
+from tests.live_server import serve, serve_engine
 
 
 class EngineFault(RuntimeError):
@@ -47,8 +47,7 @@ def sse(url: str, body: dict) -> list:
 @pytest.fixture(scope="module")
 def server(starter_index):
     backend = FailingAfter(default_gguf_path(), n_ctx=1024)
-    settings = Settings(system_prompt="You are a helpful assistant.", n_ctx=1024)
-    with serve(create_app(settings, engine=Engine(settings, backend, starter_index))) as url:
+    with serve_engine(backend, starter_index, n_ctx=1024) as url:
         yield url, backend
 
 
