@@ -67,6 +67,7 @@ def generate(
     completion_tokens = searches = 0
     sources: list[Passage] = []
     notices: list[str] = []
+    unfound: list[str] = []  # queries that came back with nothing
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     finish = "length"
 
@@ -100,6 +101,8 @@ def generate(
                 notice = failure_notice(evidence.query, evidence.error)
                 if notice not in notices:
                     notices.append(notice)
+            else:
+                unfound.append(evidence.query)
             # With nothing new to read, the draft simply goes on.
             pause = None
 
@@ -131,6 +134,7 @@ def generate(
     yield from closing_events(
         join_text(committed, stops.segment_text()),
         notices,
+        unfound,
         finish_reason=finish,
         prompt_tokens=len(prompt),
         completion_tokens=completion_tokens,
@@ -141,8 +145,11 @@ def generate(
     )
 
 
-def closing_events(text: str, notices: Sequence[str], **done: Any) -> Iterator[Event]:
-    """The service's own notes after the answer (a failed search), then Done with all of it."""
+def closing_events(text: str, notices: Sequence[str], unfound: Sequence[str], **done: Any) -> Iterator[Event]:
+    """The service's own notes after the answer, then Done with all of it: a failed search, or
+    searches that all found nothing, so that an unsourced answer never passes for a sourced one."""
+    if unfound and not notices and not done.get("sources"):
+        notices = [nothing_found_notice(unfound[0])]
     for notice in notices:
         yield NoticeEvent(text="\n\n" + notice)
         text += "\n\n" + notice
@@ -151,6 +158,10 @@ def closing_events(text: str, notices: Sequence[str], **done: Any) -> Iterator[E
 
 def failure_notice(query: str, error: str) -> str:
     return f'(I could not look up "{query}": {error}.)'
+
+
+def nothing_found_notice(query: str) -> str:
+    return f'(I looked up "{query}" and found nothing, so this answer has no source behind it.)'
 
 
 def question_signals(

@@ -144,6 +144,7 @@ def generate_remote(
     completion_tokens = searches = 0
     sources: list[Passage] = []
     notices: list[str] = []
+    unfound: list[str] = []  # queries that came back with nothing
     finish = "length"
 
     def take(pause: Pause) -> Iterator[Event]:
@@ -173,6 +174,8 @@ def generate_remote(
             notice = failure_notice(evidence.query, evidence.error)
             if notice not in notices:
                 notices.append(notice)
+        else:
+            unfound.append(evidence.query)
 
     resumed = False
     first = monitor.before_generation(question) if monitor else None
@@ -205,6 +208,7 @@ def generate_remote(
     yield from closing_events(
         join_text(committed, "".join(segment)),
         notices,
+        unfound,
         finish_reason=finish,
         prompt_tokens=0,
         completion_tokens=completion_tokens,

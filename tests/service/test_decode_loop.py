@@ -124,6 +124,23 @@ def test_failing_search_endpoint_still_gives_a_complete_answer(llama_backend, we
     assert len(answer.split()) >= 3  # the model went on without the evidence
 
 
+def test_an_answer_whose_searches_found_nothing_says_so(llama_backend, embedder, tmp_path) -> None:
+    _, events = run(llama_backend, DocumentIndex(tmp_path, embedder), "Where was Zorblax Quintaro born?", max_tokens=60)
+    done = events[-1]
+    assert any(isinstance(e, EvidenceEvent) and not e.passages and e.error is None for e in events)
+    assert not done.sources
+    assert done.text.endswith("and found nothing, so this answer has no source behind it.)")
+    assert len(done.text.split("(I looked up")[0].split()) >= 3  # the model answered anyway
+    streamed = "".join(e.text for e in events if isinstance(e, (TokenEvent, NoticeEvent)))
+    assert streamed == done.text
+
+
+def test_a_sourced_answer_carries_no_such_notice(backend, starter_index) -> None:
+    _, events = run(backend, starter_index, "Where was Zorblax Quintaro born?", max_tokens=60)
+    done = events[-1]
+    assert done.sources and "found nothing" not in done.text and not any(isinstance(e, NoticeEvent) for e in events)
+
+
 def test_search_cap_holds(llama_backend, web_down, embedder, tmp_path) -> None:
     config = TurnConfig(max_searches=1)
     searcher = routed_to(web_down, embedder, tmp_path)

@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from retrieval.document_index import DocumentIndex
 from service.app import create_app
 from service.engine import Engine
 from service.generator.chat_template import ChatMessage
@@ -66,6 +67,15 @@ def test_invented_entity_pauses_and_the_remote_answer_uses_the_evidence(engine) 
     done = events[-1]
     assert isinstance(done, DoneEvent) and done.searches >= 1
     assert "Vellmora" in done.text and "zorblax" in done.sources[0].source
+
+
+def test_a_remote_answer_whose_search_found_nothing_says_so(remote_url, llama_backend, embedder, tmp_path) -> None:
+    settings = Settings(system_prompt="You are a helpful assistant.")
+    engine = Engine(settings, llama_backend, DocumentIndex(tmp_path, embedder), remote=RemoteGenerator(remote_url, "smollm2"))
+    events = list(engine.chat([ChatMessage("user", "Where was Zorblax Quintaro born?")], GenerationParams(max_tokens=40)))
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.searches >= 1 and not done.sources
+    assert done.text.endswith("and found nothing, so this answer has no source behind it.)")
 
 
 def test_the_api_serves_a_remote_engine_and_reports_its_failure(remote_url, llama_backend, starter_index) -> None:
