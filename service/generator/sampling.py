@@ -33,7 +33,8 @@ class Sampler:
 
     def __init__(self, params: SamplingParams) -> None:
         self.params = params
-        self._rng = np.random.default_rng(params.seed)
+        # NumPy wants a non-negative seed; a negative one keeps its own stream (two's complement).
+        self._rng = np.random.default_rng(None if params.seed is None else params.seed % 2**64)
 
     def step(
         self, logits: np.ndarray, piece: Callable[[int], str], banned: frozenset[int] = frozenset()

@@ -81,6 +81,7 @@ def test_logprobs(client) -> None:
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens"),
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, "temperature"),
         ({"messages": [{"role": "system", "content": "only a system message"}]}, "messages"),
+        ({"messages": [{"role": "user", "content": "hi"}], "seed": 2**64}, "seed"),
     ],
 )
 def test_bad_input_gets_a_400_envelope(base_url, body, param) -> None:

@@ -42,6 +42,18 @@ def test_temperature_sampling_follows_the_distribution_and_the_seed() -> None:
     assert [again.step(logits, piece).token_id for _ in range(50)] == [first.step(logits, piece).token_id for _ in range(50)]
 
 
+def test_any_signed_64_bit_seed_works_and_keeps_its_own_stream() -> None:
+    """The fuzzer found a negative seed answering 500; OpenAI's seed is any signed 64-bit integer."""
+    logits = np.log(np.array([0.4, 0.3, 0.3] + [1e-9] * 20, dtype=np.float32))
+
+    def draws(seed: int) -> list[int]:
+        sampler = Sampler(SamplingParams(temperature=1.0, seed=seed))
+        return [sampler.step(logits, piece).token_id for _ in range(40)]
+
+    assert draws(-7) == draws(-7) and draws(-(2**63)) == draws(-(2**63))
+    assert draws(-7) != draws(7)
+
+
 def test_top_p_keeps_only_the_nucleus() -> None:
     logits = np.log(np.array([0.6, 0.25, 0.1, 0.05] + [1e-9] * 2000, dtype=np.float32))
     sampler = Sampler(SamplingParams(temperature=1.0, top_p=0.8, seed=1))
