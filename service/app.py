@@ -32,6 +32,7 @@ from service.generator.backend import ContextOverflow
 from service.generator.chat_template import ChatMessage
 from service.generator.remote import RemoteError
 from service.generator.decode_loop import GenerationParams
+from service.generator.events import PauseEvent
 from service.generator.sampling import SamplingParams
 from service.settings import Settings
 from service.types import ChatCompletionRequest
@@ -173,7 +174,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0, question
         )
         events = request.app.state.worker.run(
-            lambda slot: engine_.chat(messages, params, body.retrieval, prompt, body.sources, backend=slot), prompt
+            lambda slot: engine_.chat(messages, params, body.retrieval, prompt, body.sources, backend=slot),
+            prompt,
+            waits=lambda event: isinstance(event, PauseEvent),  # the next step searches
+            detached=engine_.remote is not None,  # every step reads the remote server's stream
         )
         if not body.stream:
             try:

@@ -5,6 +5,10 @@ event loop stays free for other requests and health checks. Each answer in progr
 generation slot (a model context with its own KV cache, weights shared); the thread steps
 the slots round-robin, so a long answer slows the others down instead of blocking them.
 Answers beyond the slots wait in a queue. A client that leaves frees its slot at once.
+
+A step that waits on the network instead of the cores (a search after a pause, every token
+of a remote server's stream) runs on a helper thread, so that one answer's slow search never
+holds up the others' tokens. Which steps wait is the caller's to say (`waits`).
 """
 
 from __future__ import annotations
@@ -12,23 +16,52 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 _END = object()
+_FINISHED = object()
+
+
+class _Failed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _next_step(events: Iterator[Any]) -> Any:
+    """The next event, _FINISHED, or the exception wrapped: safe to run on any thread."""
+    try:
+        return next(events)
+    except StopIteration:
+        return _FINISHED
+    except Exception as exc:  # handed to the request, which turns it into an error body
+        return _Failed(exc)
 Slot = TypeVar("Slot")
 
 
 class Job:
-    def __init__(self, make_events: Callable[[Any], Iterator[Any]], prompt: Sequence[int], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        make_events: Callable[[Any], Iterator[Any]],
+        prompt: Sequence[int],
+        loop: asyncio.AbstractEventLoop,
+        waits: Callable[[Any], bool],
+        detached: bool,
+    ) -> None:
         self.make_events = make_events
         self.prompt = list(prompt)
+        self.waits = waits
+        self.detached = detached
         self.loop = loop
         self.out: asyncio.Queue = asyncio.Queue()
         self.cancelled = threading.Event()
 
     def emit(self, item: Any) -> None:
-        self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+        try:
+            self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+        except RuntimeError:  # the requester's event loop is closed: nobody is listening
+            self.cancelled.set()
 
 
 class _Running:
@@ -36,6 +69,8 @@ class _Running:
         self.job = job
         self.slot = slot
         self.events: Iterator[Any] | None = None
+        self.detach_next = job.detached  # the next step waits on I/O: run it on a helper thread
+        self.pending: Future | None = None  # that step, while it runs
 
 
 def _shared_prefix(cached: Sequence[int], prompt: Sequence[int]) -> int:
@@ -63,6 +98,8 @@ class GenerationWorker(Generic[Slot]):
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._running: list[_Running] = []
         self._stopping = False
+        self._wake = threading.Event()
+        self._helpers = ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="generation-io")
         self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
         self._thread.start()
 
@@ -94,40 +131,78 @@ class GenerationWorker(Generic[Slot]):
                 continue
             self._running.append(_Running(job, self._slot_for(job)))
 
-    def _step(self, run: _Running) -> bool:
-        """Advance one answer by one event; False when it is finished."""
+    def _advance(self, run: _Running) -> bool | None:
+        """Advance one answer: True if it moved, False when it is finished, None while its
+        step is waiting on a helper thread."""
         job = run.job
-        try:
-            if job.cancelled.is_set():
-                if run.events is not None:
-                    run.events.close()
-                return False
-            self._before_step(run.slot)
-            if run.events is None:
-                run.events = job.make_events(run.slot)
-            job.emit(next(run.events))
-            return True
-        except StopIteration:
+        if run.pending is not None:
+            if not run.pending.done():
+                return None
+            future, run.pending = run.pending, None
+            return self._emit(run, future.result())
+        if job.cancelled.is_set():
+            if run.events is not None:
+                run.events.close()
             return False
-        except Exception as exc:  # handed to the request, which turns it into an error body
-            job.emit(exc)
+        if run.detach_next:
+            run.pending = self._helpers.submit(self._step_on, run)
+            run.pending.add_done_callback(lambda _: self._wake.set())
+            return None
+        self._before_step(run.slot)
+        return self._emit(run, self._step_on(run))
+
+    @staticmethod
+    def _step_on(run: _Running) -> Any:
+        """The answer's next event, _FINISHED or _Failed; the worker leaves the run alone
+        meanwhile, so this may run on any thread."""
+        if run.events is None:
+            try:
+                run.events = run.job.make_events(run.slot)
+            except Exception as exc:
+                return _Failed(exc)
+        return _next_step(run.events)
+
+    def _emit(self, run: _Running, outcome: Any) -> bool:
+        if outcome is _FINISHED:
             return False
+        if isinstance(outcome, _Failed):
+            run.job.emit(outcome.error)
+            return False
+        run.job.emit(outcome)
+        run.detach_next = run.job.detached or run.job.waits(outcome)
+        return True
 
     def _run(self) -> None:
         while True:
+            self._wake.clear()  # set by a helper's step finishing or a new job
             self._admit()
             if self._stopping and not self._running:
+                self._helpers.shutdown(wait=False)
                 return
+            moved = False
             for run in list(self._running):
-                if not self._step(run):
+                outcome = self._advance(run)
+                if outcome is False:
                     run.job.emit(_END)
                     self._running.remove(run)
                     self._free.append(run.slot)
+                moved = moved or outcome is not None
+            if self._running and not moved:
+                self._wake.wait(timeout=1.0)  # every answer is waiting on its helper
 
-    async def run(self, make_events: Callable[[Slot], Iterator[Any]], prompt: Sequence[int] = ()) -> AsyncIterator[Any]:
-        """Queue a generation and yield its events as they come; exceptions are re-raised here."""
-        job = Job(make_events, prompt, asyncio.get_running_loop())
+    async def run(
+        self,
+        make_events: Callable[[Slot], Iterator[Any]],
+        prompt: Sequence[int] = (),
+        waits: Callable[[Any], bool] = lambda event: False,
+        detached: bool = False,
+    ) -> AsyncIterator[Any]:
+        """Queue a generation and yield its events as they come; exceptions are re-raised here.
+        `waits(event)`: whether the step after this event waits on I/O rather than the model;
+        `detached`: every step does (an answer streamed from a remote server)."""
+        job = Job(make_events, prompt, asyncio.get_running_loop(), waits, detached)
         self._jobs.put(job)
+        self._wake.set()
         try:
             while (item := await job.out.get()) is not _END:
                 if isinstance(item, Exception):
@@ -138,4 +213,5 @@ class GenerationWorker(Generic[Slot]):
 
     def stop(self) -> None:
         self._jobs.put(None)
+        self._wake.set()
         self._thread.join(timeout=5)
