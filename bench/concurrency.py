@@ -1,10 +1,14 @@
-"""Concurrency: does one long answer block the others? One generation slot (a plain FIFO queue,
-the baseline) against four slots taking turns token by token, in the same run.
+"""Concurrency, in two comparisons over real HTTP on loopback, each against its baseline in the
+same run. Writes bench/results/concurrency.json.
 
-Scenario, over real HTTP on loopback: a long answer (300 tokens) starts; 0.3 s later six short
-questions arrive together, while /health is polled every 50 ms. Reports per setting the short
-questions' time to first token and total latency (p50/p99), the long answer's latency, total
-generated tokens per second and the worst /health latency. Writes bench/results/concurrency.json.
+1. Does one long answer block the others? One generation slot (a plain FIFO queue, the
+   baseline) against four slots taking turns token by token. A long answer (300 tokens)
+   starts; 0.3 s later six short questions arrive together, while /health is polled every
+   50 ms. Reports the short questions' time to first token and total latency (p50/p99), the
+   long answer's latency, total generated tokens per second and the worst /health latency.
+2. Does one slow search block the others? Four slots; one answer searches a web endpoint that
+   takes 2 s to reply, and 0.3 s later six short questions arrive. Baseline: the search runs
+   on the generation thread, as every step did before; ours: it runs on a helper thread.
 """
 
 from __future__ import annotations
@@ -29,10 +33,15 @@ from service.app import create_app  # noqa: E402
 from service.engine import Engine  # noqa: E402
 from service.generator.llama_backend import LlamaCppBackend  # noqa: E402
 from service.generator.model_files import default_gguf_path  # noqa: E402
+from service.engine import web_searcher  # noqa: E402
 from service.settings import Settings  # noqa: E402
+from service.worker import GenerationWorker  # noqa: E402
 from tests.live_server import serve  # noqa: E402
+from tests.search_server import SearchServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+LONG = "Write a long story about a dragon who learns to bake bread."
+SEARCHING = ("Where was Zorblax Quintaro born?", 40, "always", "web")
 SHORT = ["What is the capital of France?", "Name a primary colour.", "What is 2 plus 2?", "Where was Zorblax Quintaro born?", "What do bees make?", "Say hello."]
 
 
@@ -41,11 +50,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def ask(client: httpx.AsyncClient, question: str, max_tokens: int, retrieval: str = "auto") -> dict:
+async def ask(client: httpx.AsyncClient, question: str, max_tokens: int, retrieval: str = "auto", sources: str = "auto") -> dict:
     start = time.perf_counter()
     first = None
     tokens = 0
-    body = {"messages": [{"role": "user", "content": question}], "max_tokens": max_tokens, "stream": True, "retrieval": retrieval}
+    body = {
+        "messages": [{"role": "user", "content": question}],
+        "max_tokens": max_tokens,
+        "stream": True,
+        "retrieval": retrieval,
+        "sources": sources,
+    }
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
         assert response.status_code == 200, response.status_code
         async for line in response.aiter_lines():
@@ -58,7 +73,8 @@ async def ask(client: httpx.AsyncClient, question: str, max_tokens: int, retriev
     return {"ttft": first or 0.0, "latency": time.perf_counter() - start, "tokens": tokens}
 
 
-async def scenario(url: str) -> dict:
+async def scenario(url: str, first: tuple[str, int, str, str] = (LONG, 300, "off", "auto")) -> dict:
+    """`first` (question, max tokens, retrieval, sources) starts; 0.3 s later the short ones."""
     health: list[float] = []
     done = asyncio.Event()
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
@@ -72,9 +88,9 @@ async def scenario(url: str) -> dict:
 
         poller = asyncio.create_task(poll())
         start = time.perf_counter()
-        long = asyncio.create_task(ask(client, "Write a long story about a dragon who learns to bake bread.", 300, "off"))
+        long = asyncio.create_task(ask(client, *first))
         await asyncio.sleep(0.3)
-        short = await asyncio.gather(*(ask(client, q, 24) for q in SHORT))
+        short = await asyncio.gather(*(ask(client, q, 24, "off") for q in SHORT))
         long_result = await long
         wall = time.perf_counter() - start
         done.set()
@@ -112,12 +128,45 @@ def main() -> None:
                 f"{row['tokens_per_s']:.0f} tok/s | health max {row['health_max_s'] * 1000:.0f} ms",
                 flush=True,
             )
+        slow_search(settings, index, backends, report)
     base, ours = report["results"]["1_slot"], report["results"]["4_slots"]
     report["ratio_short_ttft_p50_fifo_over_slots"] = base["short_ttft_p50_s"] / ours["short_ttft_p50_s"]
     report["ratio_tokens_per_s_slots_over_fifo"] = ours["tokens_per_s"] / base["tokens_per_s"]
+    inline, aside = report["results"]["search_inline"], report["results"]["search_aside"]
+    report["ratio_short_latency_p50_inline_over_aside"] = inline["short_latency_p50_s"] / aside["short_latency_p50_s"]
     out = Path(__file__).parent / "results" / "concurrency.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"short questions start {report['ratio_short_ttft_p50_fifo_over_slots']:.1f}x sooner with 4 slots; throughput ratio {report['ratio_tokens_per_s_slots_over_fifo']:.2f}")
+    print(f"beside a 2 s search, short questions finish {report['ratio_short_latency_p50_inline_over_aside']:.1f}x sooner with the search aside")
+
+
+class InlineWorker(GenerationWorker):
+    """The baseline: every step on the generation thread, searches included (the design before)."""
+
+    def run(self, make_events, prompt=(), waits=None, detached=False):  # type: ignore[no-untyped-def, override]
+        return super().run(make_events, prompt)
+
+
+def slow_search(settings: Settings, index: DocumentIndex, backends: list[LlamaCppBackend], report: dict) -> None:
+    web = SearchServer([{"title": "Zorblax Quintaro", "url": "https://example.org/z", "content": "Zorblax Quintaro was born in Vellmora."}], slow_s=2.0)
+    web.mode = "slow"
+    searching = settings.model_copy(update={"web_search_url": web.url, "web_timeout_s": 10.0, "web_retries": 0})
+    try:
+        for name, worker_class in (("search_inline", InlineWorker), ("search_aside", GenerationWorker)):
+            engine = Engine(searching, backends[0], index, web_searcher(searching), backends[1:])
+            app = create_app(searching, engine=engine)
+            with serve(app) as url:
+                app.state.worker.stop()
+                app.state.worker = worker_class(engine.slots, cached_tokens=lambda backend: backend.tokens)
+                asyncio.run(scenario(url, SEARCHING))  # warm-up
+                report["results"][name] = row = asyncio.run(scenario(url, SEARCHING))
+            print(
+                f"{name}: short TTFT p50 {row['short_ttft_p50_s']:.2f} s | short latency p50 {row['short_latency_p50_s']:.2f} s "
+                f"p99 {row['short_latency_p99_s']:.2f} s | searching answer {row['long_latency_s']:.2f} s | health max {row['health_max_s'] * 1000:.0f} ms",
+                flush=True,
+            )
+    finally:
+        web.close()
 
 
 if __name__ == "__main__":
