@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from query_unit.features import QuestionFeatures
 from query_unit.turn import Turn, UnitTools
+from query_unit.types import FollowUp
 
 
 class AlwaysRetrieveUnit:
@@ -13,8 +14,8 @@ class AlwaysRetrieveUnit:
     def __init__(self, tools: UnitTools) -> None:
         self.tools = tools
 
-    def begin_turn(self, question: str) -> "AlwaysTurn":
-        return AlwaysTurn(self.tools, question)
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> "AlwaysTurn":
+        return AlwaysTurn(self.tools, question, follow_up)
 
 
 class AlwaysTurn(Turn):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from query_unit.features import QuestionFeatures
 from query_unit.turn import Turn, UnitTools
-from query_unit.types import TokenStep
+from query_unit.types import FollowUp, TokenStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +40,13 @@ class HeuristicUnit:
         self.tools = tools
         self.config = config
 
-    def begin_turn(self, question: str) -> "HeuristicTurn":
-        return HeuristicTurn(self.tools, question, self.config)
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> "HeuristicTurn":
+        return HeuristicTurn(self.tools, question, self.config, follow_up)
 
 
 class HeuristicTurn(Turn):
-    def __init__(self, tools: UnitTools, question: str, config: HeuristicConfig) -> None:
-        super().__init__(tools, question)
+    def __init__(self, tools: UnitTools, question: str, config: HeuristicConfig, follow_up: FollowUp | None = None) -> None:
+        super().__init__(tools, question, follow_up)
         self.rules = config
 
     def gate(self, features: QuestionFeatures) -> str | None:

@@ -122,13 +122,13 @@ class LearnedUnit:
         self.target_rate = self.weights.default_rate if target_rate is None else target_rate
         self.threshold = self.weights.threshold(self.target_rate)
 
-    def begin_turn(self, question: str) -> "LearnedTurn":
-        return LearnedTurn(self.tools, question, self)
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> "LearnedTurn":
+        return LearnedTurn(self.tools, question, self, follow_up)
 
 
 class LearnedTurn(Turn):
-    def __init__(self, tools: UnitTools, question: str, unit: LearnedUnit) -> None:
-        super().__init__(tools, question)
+    def __init__(self, tools: UnitTools, question: str, unit: LearnedUnit, follow_up: FollowUp | None = None) -> None:
+        super().__init__(tools, question, follow_up)
         self.unit = unit
 
     def gate(self, features: QuestionFeatures) -> str | None:

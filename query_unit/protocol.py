@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from query_unit.types import Evidence, Pause, QuestionSignals, TokenStep
+from query_unit.types import Evidence, FollowUp, Pause, QuestionSignals, TokenStep
 from retrieval.types import Passage
 
 
@@ -34,4 +34,4 @@ class TurnMonitor(Protocol):
 
 
 class QueryUnit(Protocol):
-    def begin_turn(self, question: str) -> TurnMonitor: ...
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> TurnMonitor: ...

@@ -8,7 +8,7 @@ import numpy as np
 
 from query_unit.features import QuestionFeatures
 from query_unit.turn import Turn, UnitTools
-from query_unit.types import TokenStep
+from query_unit.types import FollowUp, TokenStep
 
 
 class RecordingUnit:
@@ -18,15 +18,15 @@ class RecordingUnit:
         self.tools = tools
         self.turns: list[RecordingTurn] = []
 
-    def begin_turn(self, question: str) -> "RecordingTurn":
-        turn = RecordingTurn(self.tools, question)
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> "RecordingTurn":
+        turn = RecordingTurn(self.tools, question, follow_up)
         self.turns.append(turn)
         return turn
 
 
 class RecordingTurn(Turn):
-    def __init__(self, tools: UnitTools, question: str) -> None:
-        super().__init__(tools, question)
+    def __init__(self, tools: UnitTools, question: str, follow_up: FollowUp | None = None) -> None:
+        super().__init__(tools, question, follow_up)
         self.recorded_question: list[float] = []
         self.token_features: list[list[float]] = []
         self.question_hidden: np.ndarray | None = None

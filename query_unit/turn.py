@@ -15,7 +15,7 @@ from query_unit.content_words import ends_sentence, is_content_piece
 from query_unit.features import QuestionFeatures, SentenceState
 from query_unit.protocol import Searcher
 from query_unit.reader import Embed, read
-from query_unit.types import Evidence, Pause, QuestionSignals, TokenStep
+from query_unit.types import Evidence, FollowUp, Pause, QuestionSignals, TokenStep
 from retrieval.chunking import sentence_spans
 from retrieval.types import Passage
 
@@ -46,10 +46,13 @@ def similarity(passage: Passage) -> float:
 
 
 class Turn:
-    def __init__(self, tools: UnitTools, question: str) -> None:
+    def __init__(self, tools: UnitTools, question: str, follow_up: FollowUp | None = None) -> None:
         self.tools = tools
         self.config = tools.config
         self.question = question
+        self.follow_up = follow_up
+        # What searches are about: the question, and in a follow-up the question it refers back to.
+        self.subject = " ".join(part for part in (question.strip(), follow_up.topic.strip() if follow_up else "") if part)
         self.pieces: list[str] = []  # kept tokens of the current answer segment
         self.sure: list[bool] = []
         self.sentence_start = 0
@@ -62,7 +65,7 @@ class Turn:
         self.question_features: QuestionFeatures | None = None  # set before the first token
         self.retried = False
         # Words the model may say without being unsure of them: the user's and the evidence's.
-        self.known_words: set[str] = set(_words(question))
+        self.known_words: set[str] = set(_words(self.subject))
         self.evidence_words: set[str] = set()  # the evidence's words that the question lacks
         self.partial = ""  # the word being written, piece by piece
 
@@ -80,16 +83,20 @@ class Turn:
         features = QuestionFeatures(question, self.local_similarity)
         self.question_features = features
         reason = self.gate(features)
-        if reason is None or not self._may_search(self.question):
+        if reason is None and self.follow_up is not None and self.follow_up.sourced:
+            # The subject needed sources a turn ago; a follow-up on it needs them again, however
+            # plain its own words ("what are its strings made of?").
+            reason = "a follow-up to an answer drawn from sources"
+        if reason is None or not self._may_search(self.subject):
             return None
-        return Pause(reason=reason, query=self.question, keep_tokens=0)
+        return Pause(reason=reason, query=self.subject, keep_tokens=0)
 
     def local_similarity(self) -> float:
         local = self.tools.local
         if local is None:
             return 0.0
         try:
-            found = local.search(self.question, 1)
+            found = local.search(self.subject, 1)
         except Exception:  # a feature, not an answer: a broken index reads as "nothing close"
             return 0.0
         return similarity(found[0]) if found else 0.0
@@ -142,7 +149,10 @@ class Turn:
             if (p.similarity is None or p.similarity >= self.config.min_passage_score) and _key(p) not in self.shown
         ]
         if self.tools.embed is not None:
-            kept = read(pause.query, fresh, self.tools.embed, self.tools.count_tokens, self.config.evidence_token_budget)
+            # Sentences are chosen for what is asked now: in a follow-up, the earlier question
+            # found the passages, and its sentences would crowd out the answer.
+            focus = pause.query.replace(self.subject, self.question.strip(), 1)
+            kept = read(focus, fresh, self.tools.embed, self.tools.count_tokens, self.config.evidence_token_budget)
         else:
             kept = self._within_budget(fresh)
         if not kept and self.given and not self.retried:
@@ -154,7 +164,7 @@ class Turn:
         self.given.extend(kept)
         for passage in kept:
             self.known_words.update(_words(passage.text))
-            self.evidence_words.update(set(_words(passage.text)) - set(_words(self.question)))
+            self.evidence_words.update(set(_words(passage.text)) - set(_words(self.subject)))
         return Evidence(query=pause.query, passages=tuple(kept), question=self.question)
 
     def resumed(self, kept_tokens: int) -> None:
@@ -195,10 +205,10 @@ class Turn:
         return self.searches < self.config.max_searches and _normal(query) not in self.asked
 
     def _query(self) -> str:
-        """The question plus the sure words of the sentence being written; unsure ones masked."""
+        """The subject plus the sure words of the sentence being written; unsure ones masked."""
         start = self.sentence_start
         draft = "".join(p for p, ok in zip(self.pieces[start:], self.sure[start:]) if ok)
-        return " ".join(part for part in (self.question.strip(), draft.strip()) if part)
+        return " ".join(part for part in (self.subject, draft.strip()) if part)
 
     def _within_budget(self, passages: list[Passage]) -> list[Passage]:
         kept, used = [], 0

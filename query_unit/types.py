@@ -10,6 +10,16 @@ from retrieval.types import Passage
 
 
 @dataclass(frozen=True, slots=True)
+class FollowUp:
+    """What came before the question in a conversation. A follow-up ("what are its strings made
+    of?") names its subject only in an earlier question, and an earlier answer drawn from
+    sources says the subject is one the model needed them for."""
+
+    topic: str  # the earlier question(s), most recent first
+    sourced: bool = False  # an earlier answer cited sources
+
+
+@dataclass(frozen=True, slots=True)
 class TokenStep:
     """One decoding step as the query unit sees it: the chosen token and how sure the model was."""
 

@@ -19,7 +19,7 @@ from service.auth import APIKeyMiddleware
 from service.citations import strip_citations
 from service.completions import CompletionBuilder, collect
 from service.documents_api import documents_router
-from service.engine import Engine, last_question
+from service.engine import Engine, follow_up, last_question
 from service.ingestion import IngestionQueue
 from service.errors import (
     APIError,
@@ -131,13 +131,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
         engine_ = ready_engine(request)
-        messages = [
-            ChatMessage(
-                "system" if m.role == "developer" else m.role,
-                strip_citations(m.text()) if m.role == "assistant" else m.text(),
-            )
-            for m in body.messages
-        ]
+        as_sent = [ChatMessage("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
+        follow = follow_up(as_sent)  # read before the source lists are stripped
+        messages = [ChatMessage(m.role, strip_citations(m.content)) if m.role == "assistant" else m for m in as_sent]
         if not any(m.role == "user" for m in messages):
             raise APIError(400, "messages must contain at least one user message", param="messages")
         prompt = engine_.prompt(messages)
@@ -174,7 +170,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0, question
         )
         events = request.app.state.worker.run(
-            lambda slot: engine_.chat(messages, params, body.retrieval, prompt, body.sources, backend=slot),
+            lambda slot: engine_.chat(messages, params, body.retrieval, prompt, body.sources, backend=slot, follow_up=follow),
             prompt,
             waits=lambda event: isinstance(event, PauseEvent),  # the next step searches
             detached=engine_.remote is not None,  # every step reads the remote server's stream

@@ -53,6 +53,11 @@ _MARKERS = re.compile(r" ?(\[\d+\])+(?=[.!?\"')\]]*(\s|$))")
 _LIST = re.compile(r"\n\nSources:\n(\[\d+\] [^\n]*(\n|$))+\s*$")
 
 
+def has_source_list(text: str) -> bool:
+    """Whether an earlier answer ends with our list of sources: it was drawn from them."""
+    return _LIST.search(text) is not None
+
+
 def strip_citations(text: str) -> str:
     """An earlier answer as the model wrote it: without our markers and source list, which a
     small model would otherwise imitate (with made-up sources) in its next answer."""

@@ -15,10 +15,12 @@ from query_unit.learned import LearnedUnit, LearnedWeights
 from query_unit.protocol import QueryUnit, Searcher
 from query_unit.routing import RoutedSearcher
 from query_unit.turn import TurnConfig, UnitTools
+from query_unit.types import FollowUp
 from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
 from retrieval.page_fetch import PageFetcher
 from retrieval.web_search import FieldMap, JSONSearchClient, WebSearcher, searxng_client
+from service.citations import has_source_list
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate, question_signals
@@ -120,12 +122,13 @@ class Engine:
         prompt: list[int] | None = None,
         sources: Sources = "auto",
         backend: Backend | None = None,
+        follow_up: FollowUp | None = None,
     ) -> Iterator[Event]:
         """Answer the conversation (`prompt`: its tokens, when the caller already has them) on
         `backend` (a generation slot; default the first). Not thread-safe: the worker calls it."""
         question = last_question(messages)
         unit = self.unit_for(retrieval, sources)
-        monitor = unit.begin_turn(question) if unit is not None else None
+        monitor = unit.begin_turn(question, follow_up) if unit is not None else None
         if self.remote is not None:
             remote_params = RemoteParams(
                 max_tokens=params.max_tokens,
@@ -156,6 +159,23 @@ class Engine:
 def last_question(messages: Sequence[ChatMessage]) -> str:
     """The question a turn answers: the last user message."""
     return next((m.content for m in reversed(messages) if m.role == "user"), "")
+
+
+FOLLOW_UP_QUESTIONS = 2  # earlier questions a follow-up may refer back to
+FOLLOW_UP_WORDS = 40
+
+
+def follow_up(messages: Sequence[ChatMessage]) -> FollowUp | None:
+    """The conversation before the last question, as the query unit reads it (messages as the
+    client sent them, source lists included): the two questions before it, and whether an
+    answer since then was drawn from sources. None for a first question."""
+    asked = [i for i, m in enumerate(messages) if m.role == "user"]
+    if len(asked) < 2:
+        return None
+    earlier = asked[-1 - FOLLOW_UP_QUESTIONS : -1]
+    words = " ".join(messages[i].content for i in reversed(earlier)).split()
+    sourced = any(m.role == "assistant" and has_source_list(m.content) for m in messages[earlier[0] : asked[-1]])
+    return FollowUp(" ".join(words[:FOLLOW_UP_WORDS]), sourced)
 
 
 def remote_generator(settings: Settings) -> RemoteGenerator | None:

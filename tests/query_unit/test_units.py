@@ -8,7 +8,7 @@ from query_unit.content_words import ends_sentence, is_content_piece
 from query_unit.features import question_features
 from query_unit.heuristic import HeuristicConfig, HeuristicUnit
 from query_unit.turn import TurnConfig, UnitTools
-from query_unit.types import Pause, QuestionSignals, TokenStep
+from query_unit.types import FollowUp, Pause, QuestionSignals, TokenStep
 from retrieval.types import Passage
 
 
@@ -154,3 +154,24 @@ def test_learned_unit_loads_its_committed_weights_and_its_knob_is_a_rate(index) 
     assert gate(invented, 0.7) > gate(invented, 0.1)
     assert eager.begin_turn("Where was Zorblax Quintaro born?").before_generation(invented) is not None
     assert frugal.begin_turn("What is the capital of France?").before_generation(known) is None
+
+
+def test_a_follow_up_on_a_sourced_subject_searches_for_it_first(index) -> None:
+    earlier = FollowUp("Who invented the Velnorian harp?", sourced=True)
+    turn = unit(index, embed=index.embedder.encode).begin_turn("What are its strings made of?", earlier)
+    pause = turn.before_generation(None)
+    assert pause is not None and pause.keep_tokens == 0
+    assert pause.query == "What are its strings made of? Who invented the Velnorian harp?"
+    evidence = turn.gather(pause)
+    text = " ".join(p.text for p in evidence.passages)
+    # The earlier question found the passage; the sentences chosen answer the question asked now.
+    assert "velnorian" in evidence.passages[0].source and "waxed linen" in text
+    assert turn.observe(step(" Velnorian", 0.05)) is None, "the subject's words are the user's own"
+
+
+def test_a_follow_up_without_sources_behind_it_is_left_to_the_gate(index) -> None:
+    earlier = FollowUp("What is the capital of France?", sourced=False)
+    turn = unit(index).begin_turn("What river runs through it?", earlier)
+    assert turn.before_generation(None) is None
+    pause = turn.observe(step(" Loire", 0.05))
+    assert pause is not None and pause.query.startswith("What river runs through it? What is the capital of France?")

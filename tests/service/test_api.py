@@ -112,6 +112,33 @@ def test_a_plain_client_reads_the_cited_answer_in_both_modes(client) -> None:
     assert "Vellmora [1]" in whole and "\n\nSources:\n[1] " in whole and "zorblax-quintaro.md" in whole
 
 
+def test_a_follow_up_question_is_looked_up_with_its_subject(client) -> None:
+    conversation = [{"role": "user", "content": "Who invented the Velnorian harp?"}]
+    first = client.chat.completions.create(model="x", messages=conversation, max_tokens=60).choices[0].message.content
+    assert "Framboux" in first and "Sources:" in first
+    conversation += [{"role": "assistant", "content": first}, {"role": "user", "content": "What are its strings made of?"}]
+    reply = client.chat.completions.create(model="x", messages=conversation, max_tokens=60)
+    extra = reply.model_extra
+    assert extra["pauses"] and "Velnorian harp" in extra["pauses"][0]["query"]
+    assert "linen" in reply.choices[0].message.content
+    assert any("velnorian-harp.md" in source["source"] for source in extra["sources"])
+
+
+def test_follow_up_reads_the_conversation_as_sent() -> None:
+    from service.engine import follow_up
+    from service.generator.chat_template import ChatMessage
+
+    assert follow_up([ChatMessage("system", "be brief"), ChatMessage("user", "Hi?")]) is None
+    cited = "Harps have strings [1].\n\nSources:\n[1] The harp (harp.md)"
+    turns = [ChatMessage("user", "Who made the harp?"), ChatMessage("assistant", cited), ChatMessage("user", "Why?")]
+    assert follow_up(turns).topic == "Who made the harp?" and follow_up(turns).sourced
+    plain = [ChatMessage("user", "Hello?"), ChatMessage("assistant", "Hi [1] there."), ChatMessage("user", "Why?")]
+    assert not follow_up(plain).sourced
+    longer = turns + [ChatMessage("assistant", "Because."), ChatMessage("user", "And then?")]
+    assert follow_up(longer).topic == "Why? Who made the harp?"
+    assert follow_up(longer).sourced, "an answer since the earlier questions cited sources"
+
+
 def test_per_request_retrieval_and_sources_switches(base_url, client) -> None:
     def ask(question: str, **switches) -> dict:
         reply = client.chat.completions.create(
