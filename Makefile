@@ -38,7 +38,9 @@ bench: setup
 	$(PY) bench/retrieval_quality.py
 	$(PY) bench/evidence_format.py
 	$(PY) bench/answer_quality.py
+	$(PY) bench/follow_ups.py
 	$(PY) bench/concurrency.py
+	$(PY) bench/load.py
 	$(PY) bench/fuzz.py
 
 clean:
