@@ -158,6 +158,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 top_p=body.top_p,
                 seed=body.seed,
                 top_k_signals=max(5, body.top_logprobs or 0),
+                frequency_penalty=body.frequency_penalty,
+                presence_penalty=body.presence_penalty,
             ),
             stop=body.stop_list(),
         )

@@ -136,6 +136,8 @@ class Engine:
                 top_p=params.sampling.top_p,
                 seed=params.sampling.seed,
                 stop=params.stop,
+                frequency_penalty=params.sampling.frequency_penalty,
+                presence_penalty=params.sampling.presence_penalty,
             )
             return self._remote_chat(messages, monitor, remote_params, prompt, backend or self.backend)
         prompt = prompt if prompt is not None else self.prompt(messages)

@@ -8,6 +8,7 @@ that pausing, rolling back and resuming behave the same on every engine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -153,9 +154,10 @@ class Backend(ABC):
             self.append([last])
         return self._last_logits()
 
-    def step(self, sampler: Sampler, banned: frozenset[int] = frozenset()) -> TokenStep:
-        """Choose the next token (not yet appended) with its confidence signals."""
-        step = sampler.step(self.logits(), self.piece, banned)
+    def step(self, sampler: Sampler, banned: frozenset[int] = frozenset(), counts: Mapping[int, int] | None = None) -> TokenStep:
+        """Choose the next token (not yet appended) with its confidence signals; `counts`: the
+        answer's tokens so far, for the sampler's penalties."""
+        step = sampler.step(self.logits(), self.piece, banned, counts)
         return replace(step, hidden=self.hidden()) if self.hidden_states else step
 
     def hidden(self) -> np.ndarray | None:

@@ -8,6 +8,7 @@ in the cache and are never evaluated again.
 from __future__ import annotations
 
 import codecs
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 from dataclasses import dataclass, field, replace
@@ -70,6 +71,8 @@ def generate(
     unfound: list[str] = []  # queries that came back with nothing
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     finish = "length"
+    # The answer's tokens so far, for frequency and presence penalties: withdrawn ones leave it.
+    counts: Counter[int] | None = Counter() if params.sampling.penalizes else None
 
     question = question_signals(backend, prompt, question_span, loaded.scores) if scored else None
     pause: Pause | None = monitor.before_generation(question) if monitor else None
@@ -77,6 +80,8 @@ def generate(
         if pause is not None:
             searches += 1
             retracted = _decode(backend, segment[pause.keep_tokens :])
+            if counts is not None:
+                counts.subtract(segment[pause.keep_tokens :])
             yield PauseEvent(reason=pause.reason, query=pause.query, retracted=retracted, kept_tokens=pause.keep_tokens)
             evidence = monitor.gather(pause)
             kept = segment[: pause.keep_tokens]
@@ -110,7 +115,7 @@ def generate(
             break  # "length": the answer's budget or the context window is used up
         # An answer is never empty: right after an evidence block the model may try to stop.
         empty = not committed and not segment
-        step = backend.step(sampler, banned=backend.eos_token_ids if empty else frozenset())
+        step = backend.step(sampler, banned=backend.eos_token_ids if empty else frozenset(), counts=counts)
         if step.token_id in backend.eos_token_ids:
             finish = "stop"
             break
@@ -120,6 +125,8 @@ def generate(
 
         segment.append(step.token_id)
         completion_tokens += 1
+        if counts is not None:
+            counts[step.token_id] += 1
         visible, hit = stops.feed(decoder.decode(backend.token_bytes(step.token_id)))
         final = monitor.committed() if monitor else len(segment)
         yield TokenEvent(text=visible, step=step, committed=final)  # shown before it is evaluated, as llama.cpp does

@@ -51,6 +51,8 @@ class RemoteParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
 
 
 def token_step(entry: dict[str, Any]) -> TokenStep:
@@ -94,6 +96,8 @@ class RemoteGenerator:
             "logprobs": True,
             "top_logprobs": self.top_logprobs,
             **({"seed": params.seed} if params.seed is not None else {}),
+            **({"frequency_penalty": params.frequency_penalty} if params.frequency_penalty else {}),
+            **({"presence_penalty": params.presence_penalty} if params.presence_penalty else {}),
             **({"stop": list(params.stop)} if params.stop else {}),
         }
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,14 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     top_k_signals: int = 5
+    # OpenAI's penalties: each time a token already occurs in the answer lowers its logit by
+    # frequency_penalty, and occurring at all by presence_penalty (negative values favour it).
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+
+    @property
+    def penalizes(self) -> bool:
+        return bool(self.frequency_penalty or self.presence_penalty)
 
 
 class Sampler:
@@ -37,8 +45,14 @@ class Sampler:
         self._rng = np.random.default_rng(None if params.seed is None else params.seed % 2**64)
 
     def step(
-        self, logits: np.ndarray, piece: Callable[[int], str], banned: frozenset[int] = frozenset()
+        self,
+        logits: np.ndarray,
+        piece: Callable[[int], str],
+        banned: frozenset[int] = frozenset(),
+        counts: Mapping[int, int] | None = None,
     ) -> TokenStep:
+        """`counts`: how often each token occurs in the answer so far, for the penalties; they
+        change which token is chosen, never the signals."""
         if banned:
             logits = logits.copy()
             logits[list(banned)] = -1e30  # finite: exp() gives 0 and 0 * -1e30 stays 0
@@ -53,12 +67,12 @@ class Sampler:
         entropy = float(np.log(total) - float(np.dot(weights, shifted)) / total)
         top_probs = np.exp(logits[top_ids] - peak) / total
 
+        choice = self._penalized(logits, counts) if counts and self.params.penalizes else logits
         if self.params.temperature < GREEDY_BELOW:
-            chosen = int(top_ids[0])
-            prob = float(top_probs[0])
+            chosen = int(top_ids[0]) if choice is logits else int(np.argmax(choice))
         else:
-            chosen = self._sample(logits, peak)
-            prob = float(np.exp(float(logits[chosen]) - peak) / total)
+            chosen = self._sample(choice, float(choice.max()))
+        prob = float(np.exp(float(logits[chosen]) - peak) / total)
         margin = float(top_probs[0] - top_probs[1]) if k > 1 else float(top_probs[0])
         return TokenStep(
             token_id=chosen,
@@ -68,6 +82,15 @@ class Sampler:
             margin=margin,
             top=tuple((int(i), float(p)) for i, p in zip(top_ids, top_probs)),
         )
+
+    def _penalized(self, logits: np.ndarray, counts: Mapping[int, int]) -> np.ndarray:
+        ids = np.fromiter((t for t, n in counts.items() if n > 0), dtype=np.int64)
+        if len(ids) == 0:
+            return logits
+        n = np.fromiter((counts[int(t)] for t in ids), dtype=np.float32, count=len(ids))
+        out = logits.copy()
+        out[ids] -= self.params.frequency_penalty * n + self.params.presence_penalty
+        return out
 
     def _sample(self, logits: np.ndarray, peak: float) -> int:
         t = self.params.temperature

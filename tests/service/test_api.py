@@ -82,6 +82,8 @@ def test_logprobs(client) -> None:
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, "temperature"),
         ({"messages": [{"role": "system", "content": "only a system message"}]}, "messages"),
         ({"messages": [{"role": "user", "content": "hi"}], "seed": 2**64}, "seed"),
+        ({"messages": [{"role": "user", "content": "hi"}], "frequency_penalty": 2.5}, "frequency_penalty"),
+        ({"messages": [{"role": "user", "content": "hi"}], "presence_penalty": -3}, "presence_penalty"),
     ],
 )
 def test_bad_input_gets_a_400_envelope(base_url, body, param) -> None:
@@ -122,6 +124,22 @@ def test_a_follow_up_question_is_looked_up_with_its_subject(client) -> None:
     assert extra["pauses"] and "Velnorian harp" in extra["pauses"][0]["query"]
     assert "linen" in reply.choices[0].message.content
     assert any("velnorian-harp.md" in source["source"] for source in extra["sources"])
+
+
+def test_frequency_penalty_breaks_a_repetition_loop(client) -> None:
+    def words(penalty: float) -> list[str]:
+        reply = client.chat.completions.create(
+            model="x",
+            messages=[{"role": "user", "content": "List ten fruits."}],
+            max_tokens=60,
+            frequency_penalty=penalty,
+            extra_body={"retrieval": "off"},
+        )
+        return reply.choices[0].message.content.split()
+
+    plain, penalized = words(0.0), words(1.0)
+    assert plain.count("Aniseed") >= 3, plain  # the small model loops without a penalty
+    assert penalized.count("Aniseed") <= 1 and len(set(penalized)) / len(penalized) > len(set(plain)) / len(plain)
 
 
 def test_follow_up_reads_the_conversation_as_sent() -> None:

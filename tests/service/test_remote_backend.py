@@ -20,6 +20,7 @@ from service.generator.decode_loop import GenerationParams
 from service.generator.events import DoneEvent, PauseEvent, TokenEvent
 from service.generator.model_files import default_gguf_path
 from service.generator.remote import RemoteGenerator, defang
+from service.generator.sampling import SamplingParams
 from service.settings import Settings
 from tests.live_server import free_port, serve
 
@@ -89,6 +90,17 @@ def test_the_api_serves_a_remote_engine_and_reports_its_failure(remote_url, llam
     with serve(create_app(settings, engine=down)) as url:
         response = httpx.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}], "retrieval": "off"}, timeout=30)
         assert response.status_code == 502 and response.json()["error"]["code"] == "generator_unavailable"
+
+
+def test_penalties_reach_the_remote_server(engine) -> None:
+    def words(penalty: float) -> list[str]:
+        params = GenerationParams(max_tokens=60, sampling=SamplingParams(frequency_penalty=penalty))
+        events = list(engine.chat([ChatMessage("user", "List ten fruits.")], params, retrieval="off"))
+        return events[-1].text.split()
+
+    plain = words(0.0)
+    assert words(0.0) == plain, "greedy: the same answer twice"
+    assert words(1.0) != plain, "the penalty reached the server and changed its choices"
 
 
 def test_document_markup_is_defanged_before_it_reaches_the_server() -> None:

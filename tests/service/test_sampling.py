@@ -54,6 +54,23 @@ def test_any_signed_64_bit_seed_works_and_keeps_its_own_stream() -> None:
     assert draws(-7) != draws(7)
 
 
+def test_penalties_change_the_choice_but_not_the_signals() -> None:
+    logits = np.array([1.0, 3.0, 2.5] + [-5.0] * 20, dtype=np.float32)
+    plain = Sampler(SamplingParams()).step(logits, piece)
+    # Token 1 already occurs twice: 3.0 - 2 * 0.5 = 2.0 falls below token 2's 2.5.
+    frequency = Sampler(SamplingParams(frequency_penalty=0.5)).step(logits, piece, counts={1: 2})
+    assert plain.token_id == 1 and frequency.token_id == 2
+    assert frequency.entropy == plain.entropy and frequency.top == plain.top
+    assert math.isclose(frequency.prob, plain.top[1][1], rel_tol=1e-6), "the chosen token's own probability"
+    # Presence counts once, however often: 3.0 - 0.4 stays above 2.5.
+    assert Sampler(SamplingParams(presence_penalty=0.4)).step(logits, piece, counts={1: 5}).token_id == 1
+    assert Sampler(SamplingParams(presence_penalty=0.6)).step(logits, piece, counts={1: 1}).token_id == 2
+    # A negative penalty favours what was said: token 0 climbs from 1.0 to 4.0.
+    assert Sampler(SamplingParams(frequency_penalty=-1.5)).step(logits, piece, counts={0: 2}).token_id == 0
+    withdrawn = Sampler(SamplingParams(frequency_penalty=2.0)).step(logits, piece, counts={1: 0})
+    assert withdrawn.token_id == 1, "a count back at zero (its tokens withdrawn) does not penalize"
+
+
 def test_top_p_keeps_only_the_nucleus() -> None:
     logits = np.log(np.array([0.6, 0.25, 0.1, 0.05] + [1e-9] * 2000, dtype=np.float32))
     sampler = Sampler(SamplingParams(temperature=1.0, top_p=0.8, seed=1))

@@ -27,11 +27,11 @@ class FailingAfter(LlamaCppBackend):
 
     armed = False
 
-    def step(self, sampler, banned=frozenset()):  # type: ignore[no-untyped-def]
+    def step(self, sampler, banned=frozenset(), counts=None):  # type: ignore[no-untyped-def]
         self.steps = getattr(self, "steps", 0) + 1
         if self.armed and self.steps % 5 == 0:
             raise EngineFault("the engine stopped responding")
-        return super().step(sampler, banned)
+        return super().step(sampler, banned, counts)
 
 
 def sse(url: str, body: dict) -> list:
