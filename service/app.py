@@ -160,9 +160,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 top_k_signals=max(5, body.top_logprobs or 0),
                 frequency_penalty=body.frequency_penalty,
                 presence_penalty=body.presence_penalty,
+                logit_bias=body.bias_pairs(),
             ),
             stop=body.stop_list(),
         )
+        outside = [t for t, _ in body.bias_pairs() if t >= engine_.backend.n_vocab]
+        if outside and engine_.remote is None:
+            raise APIError(400, f"logit_bias names token {outside[0]}; the vocabulary has {engine_.backend.n_vocab}", param="logit_bias")
         if body.retrieval != "off" and engine_.searchers[body.sources] is None:
             raise APIError(
                 400, f"sources={body.sources!r} needs a web search endpoint, and none is configured", param="sources"

@@ -138,6 +138,7 @@ class Engine:
                 stop=params.stop,
                 frequency_penalty=params.sampling.frequency_penalty,
                 presence_penalty=params.sampling.presence_penalty,
+                logit_bias=params.sampling.logit_bias,
             )
             return self._remote_chat(messages, monitor, remote_params, prompt, backend or self.backend)
         prompt = prompt if prompt is not None else self.prompt(messages)

@@ -58,6 +58,11 @@ class Backend(ABC):
     def eos_token_ids(self) -> frozenset[int]:
         """Tokens that end the assistant's turn."""
 
+    @property
+    @abstractmethod
+    def n_vocab(self) -> int:
+        """How many token ids there are (the length of the logits)."""
+
     @abstractmethod
     def _evaluate(self, tokens: list[int], all_logits: bool = False) -> np.ndarray | None:
         """Run the model over tokens placed right after `self.tokens` (cache already trimmed).

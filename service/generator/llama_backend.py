@@ -59,6 +59,10 @@ class LlamaCppBackend(Backend):
     def eos_token_ids(self) -> frozenset[int]:
         return self._eos
 
+    @property
+    def n_vocab(self) -> int:
+        return self._n_vocab
+
     def _evaluate(self, tokens: list[int], all_logits: bool = False) -> np.ndarray | None:
         self.llm.n_tokens = len(self.tokens)
         if not all_logits:

@@ -53,6 +53,7 @@ class RemoteParams:
     stop: tuple[str, ...] = ()
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # token ids of the remote model
 
 
 def token_step(entry: dict[str, Any]) -> TokenStep:
@@ -98,6 +99,7 @@ class RemoteGenerator:
             **({"seed": params.seed} if params.seed is not None else {}),
             **({"frequency_penalty": params.frequency_penalty} if params.frequency_penalty else {}),
             **({"presence_penalty": params.presence_penalty} if params.presence_penalty else {}),
+            **({"logit_bias": {str(t): b for t, b in params.logit_bias}} if params.logit_bias else {}),
             **({"stop": list(params.stop)} if params.stop else {}),
         }
         try:

@@ -30,6 +30,7 @@ class SamplingParams:
     # frequency_penalty, and occurring at all by presence_penalty (negative values favour it).
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
 
     @property
     def penalizes(self) -> bool:
@@ -51,8 +52,8 @@ class Sampler:
         banned: frozenset[int] = frozenset(),
         counts: Mapping[int, int] | None = None,
     ) -> TokenStep:
-        """`counts`: how often each token occurs in the answer so far, for the penalties; they
-        change which token is chosen, never the signals."""
+        """`counts`: how often each token occurs in the answer so far, for the penalties. They
+        and the logit bias change which token is chosen, never the signals."""
         if banned:
             logits = logits.copy()
             logits[list(banned)] = -1e30  # finite: exp() gives 0 and 0 * -1e30 stays 0
@@ -68,6 +69,10 @@ class Sampler:
         top_probs = np.exp(logits[top_ids] - peak) / total
 
         choice = self._penalized(logits, counts) if counts and self.params.penalizes else logits
+        if self.params.logit_bias:
+            choice = choice.copy() if choice is logits else choice
+            for token_id, bias in self.params.logit_bias:
+                choice[token_id] += bias
         if self.params.temperature < GREEDY_BELOW:
             chosen = int(top_ids[0]) if choice is logits else int(np.argmax(choice))
         else:

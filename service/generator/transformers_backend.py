@@ -120,6 +120,10 @@ class TransformersBackend(Backend):
     def eos_token_ids(self) -> frozenset[int]:
         return self._eos
 
+    @property
+    def n_vocab(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
     def _evaluate(self, tokens: list[int], all_logits: bool = False) -> np.ndarray | None:
         torch = self._torch
         start = len(self.tokens)

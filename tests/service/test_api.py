@@ -84,6 +84,13 @@ def test_logprobs(client) -> None:
         ({"messages": [{"role": "user", "content": "hi"}], "seed": 2**64}, "seed"),
         ({"messages": [{"role": "user", "content": "hi"}], "frequency_penalty": 2.5}, "frequency_penalty"),
         ({"messages": [{"role": "user", "content": "hi"}], "presence_penalty": -3}, "presence_penalty"),
+        ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"x": 1}}, "logit_bias"),
+        ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"\u00b2": 1, "9" * 5000: 1}}, "logit_bias"),
+        ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"5": 500}}, "logit_bias"),
+        ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"99999999": -100}}, "logit_bias"),
+        ({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "required"}, "tool_choice"),
+        ({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}, "response_format"),
     ],
 )
 def test_bad_input_gets_a_400_envelope(base_url, body, param) -> None:
@@ -140,6 +147,18 @@ def test_frequency_penalty_breaks_a_repetition_loop(client) -> None:
     plain, penalized = words(0.0), words(1.0)
     assert plain.count("Aniseed") >= 3, plain  # the small model loops without a penalty
     assert penalized.count("Aniseed") <= 1 and len(set(penalized)) / len(penalized) > len(set(plain)) / len(plain)
+
+
+def test_logit_bias_bans_a_word_and_harmless_fields_pass(client, llama_backend) -> None:
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    banned = {str(t): -100 for text in (" Paris", "Paris") for t in llama_backend.tokenize(text)[:1]}
+    plain = client.chat.completions.create(model="x", messages=question, max_tokens=30, extra_body={"retrieval": "off"})
+    biased = client.chat.completions.create(model="x", messages=question, max_tokens=30, logit_bias=banned, extra_body={"retrieval": "off"})
+    assert "Paris" in plain.choices[0].message.content
+    assert "Paris" not in biased.choices[0].message.content
+    # Fields that ask for nothing this service lacks are accepted.
+    fine = client.chat.completions.create(model="x", messages=question, max_tokens=5, tools=[], response_format={"type": "text"}, tool_choice="none")
+    assert fine.choices[0].message.content
 
 
 def test_follow_up_reads_the_conversation_as_sent() -> None:

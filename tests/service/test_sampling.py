@@ -71,6 +71,15 @@ def test_penalties_change_the_choice_but_not_the_signals() -> None:
     assert withdrawn.token_id == 1, "a count back at zero (its tokens withdrawn) does not penalize"
 
 
+def test_logit_bias_moves_the_choice_not_the_signals() -> None:
+    logits = np.array([1.0, 3.0, 2.5] + [-5.0] * 20, dtype=np.float32)
+    plain = Sampler(SamplingParams()).step(logits, piece)
+    biased = Sampler(SamplingParams(logit_bias=((1, -100.0), (0, 1.0)))).step(logits, piece)
+    assert biased.token_id == 2 and biased.top == plain.top
+    assert Sampler(SamplingParams(logit_bias=((5, 10.0),))).step(logits, piece).token_id == 5
+    assert logits[1] == 3.0  # the caller's logits are untouched
+
+
 def test_top_p_keeps_only_the_nucleus() -> None:
     logits = np.log(np.array([0.6, 0.25, 0.1, 0.05] + [1e-9] * 2000, dtype=np.float32))
     sampler = Sampler(SamplingParams(temperature=1.0, top_p=0.8, seed=1))
