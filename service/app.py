@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from service.auth import APIKeyMiddleware
@@ -21,6 +21,7 @@ from service.completions import CompletionBuilder, collect
 from service.documents_api import documents_router
 from service.engine import Engine, follow_up, last_question
 from service.ingestion import IngestionQueue
+from service.metrics import CONTENT_TYPE, ServiceMetrics
 from service.errors import (
     APIError,
     api_error_handler,
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.add_middleware(APIKeyMiddleware, key=settings.api_key.get_secret_value())
     app.include_router(documents_router(settings))
 
+    metrics = ServiceMetrics()
+
     def ready_engine(request: Request) -> Engine:
         loaded = request.app.state.engine
         if loaded is None:
@@ -104,6 +107,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.get("/", include_in_schema=False)
     async def chat_page() -> HTMLResponse:
         return HTMLResponse(page)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        engine_ = ready_engine(request)
+        worker, ingestion = request.app.state.worker, request.app.state.ingestion
+        text = metrics.exposition(worker.active, worker.waiting, ingestion.waiting, lambda: engine_.index.store.counts()[1])
+        return Response(text, media_type=CONTENT_TYPE)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
@@ -175,12 +185,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         builder = CompletionBuilder(
             engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0, question
         )
-        events = request.app.state.worker.run(
+        events = metrics.observe(request.app.state.worker.run(
             lambda slot: engine_.chat(messages, params, body.retrieval, prompt, body.sources, backend=slot, follow_up=follow),
             prompt,
             waits=lambda event: isinstance(event, PauseEvent),  # the next step searches
             detached=engine_.remote is not None,  # every step reads the remote server's stream
-        )
+        ))
         if not body.stream:
             try:
                 return JSONResponse(await collect(builder, events))
