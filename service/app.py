@@ -175,8 +175,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             stop=body.stop_list(),
         )
         outside = [t for t, _ in body.bias_pairs() if t >= engine_.backend.n_vocab]
-        if outside and engine_.remote is None:
-            raise APIError(400, f"logit_bias names token {outside[0]}; the vocabulary has {engine_.backend.n_vocab}", param="logit_bias")
+        if outside and engine_.remote is None:  # a remote model has its own vocabulary
+            message = f"logit_bias names token {outside[0]}; the vocabulary has {engine_.backend.n_vocab}"
+            raise APIError(400, message, param="logit_bias")
         if body.retrieval != "off" and engine_.searchers[body.sources] is None:
             raise APIError(
                 400, f"sources={body.sources!r} needs a web search endpoint, and none is configured", param="sources"
@@ -185,12 +186,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         builder = CompletionBuilder(
             engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0, question
         )
-        events = metrics.observe(request.app.state.worker.run(
+        answer = request.app.state.worker.run(
             lambda slot: engine_.chat(messages, params, body.retrieval, prompt, body.sources, backend=slot, follow_up=follow),
             prompt,
             waits=lambda event: isinstance(event, PauseEvent),  # the next step searches
             detached=engine_.remote is not None,  # every step reads the remote server's stream
-        ))
+        )
+        events = metrics.observe(answer)
         if not body.stream:
             try:
                 return JSONResponse(await collect(builder, events))

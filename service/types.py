@@ -73,6 +73,8 @@ class ChatCompletionRequest(BaseModel):
     @field_validator("logit_bias")
     @classmethod
     def _token_ids_and_bounded_biases(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value and len(value) > 300:
+            raise ValueError(f"logit_bias takes at most 300 tokens, not {len(value)}")
         for key, bias in (value or {}).items():
             if not (key.isascii() and key.isdigit() and len(key) <= 9):
                 raise ValueError(f"logit_bias keys are token ids; {key!r} is not one")

@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 _END = object()
 _FINISHED = object()
+Slot = TypeVar("Slot")
 
 
 class _Failed:
@@ -37,7 +38,6 @@ def _next_step(events: Iterator[Any]) -> Any:
         return _FINISHED
     except Exception as exc:  # handed to the request, which turns it into an error body
         return _Failed(exc)
-Slot = TypeVar("Slot")
 
 
 class Job:
@@ -181,7 +181,11 @@ class GenerationWorker(Generic[Slot]):
                 return
             moved = False
             for run in list(self._running):
-                outcome = self._advance(run)
+                try:
+                    outcome = self._advance(run)
+                except Exception as exc:  # e.g. before_step failed: this answer ends, the thread goes on
+                    run.job.emit(exc)
+                    outcome = False
                 if outcome is False:
                     run.job.emit(_END)
                     self._running.remove(run)

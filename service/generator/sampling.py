@@ -44,6 +44,8 @@ class Sampler:
         self.params = params
         # NumPy wants a non-negative seed; a negative one keeps its own stream (two's complement).
         self._rng = np.random.default_rng(None if params.seed is None else params.seed % 2**64)
+        self._bias_ids = np.array([t for t, _ in params.logit_bias], dtype=np.int64)
+        self._bias = np.array([b for _, b in params.logit_bias], dtype=np.float32)
 
     def step(
         self,
@@ -69,10 +71,9 @@ class Sampler:
         top_probs = np.exp(logits[top_ids] - peak) / total
 
         choice = self._penalized(logits, counts) if counts and self.params.penalizes else logits
-        if self.params.logit_bias:
+        if len(self._bias_ids):
             choice = choice.copy() if choice is logits else choice
-            for token_id, bias in self.params.logit_bias:
-                choice[token_id] += bias
+            choice[self._bias_ids] += self._bias
         if self.params.temperature < GREEDY_BELOW:
             chosen = int(top_ids[0]) if choice is logits else int(np.argmax(choice))
         else:
