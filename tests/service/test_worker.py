@@ -135,6 +135,29 @@ def test_failures_reach_the_request_on_either_thread() -> None:
         worker.stop()
 
 
+def test_a_failing_hook_ends_one_answer_not_the_thread() -> None:
+    calls = []
+
+    def before_step(slot: str) -> None:
+        calls.append(slot)
+        if len(calls) == 1:
+            raise RuntimeError("could not set the thread count")
+
+    worker = GenerationWorker(["only"], before_step=before_step)
+
+    async def outcome() -> str:
+        try:
+            return str(len([e async for e in worker.run(tokens(3))]))
+        except RuntimeError as exc:
+            return str(exc)
+
+    try:
+        assert asyncio.run(outcome()) == "could not set the thread count"
+        assert asyncio.run(outcome()) == "3", "the generation thread lived on"
+    finally:
+        worker.stop()
+
+
 def test_a_client_that_leaves_frees_its_slot() -> None:
     worker = GenerationWorker(["only"])
     stopped = threading.Event()
