@@ -42,6 +42,7 @@ from service.generator.decode_loop import GenerationParams, generate  # noqa: E4
 from service.generator.loading import load_backend  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
+GROUPS = ("invented", "known", "switch")
 MSMARCO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "msmarco" / "corpus.jsonl"
 
 
@@ -67,6 +68,10 @@ def conversations(split: str = "eval") -> list[tuple[str, str, str, str]]:
     defined = {q for q, _ in SELF_DEFINED}
     known = [(q, a) for q, a in (EVAL_CONTROLS if split == "eval" else TRAIN_CONTROLS) if q not in defined]
     out += [(known[i][0], known[i + 1][0], known[i + 1][1], "known") for i in range(0, len(known) - 1, 2)]
+    # A change of subject: a question about an invented entity (answered from sources), then
+    # a known fact that has nothing to do with it.
+    firsts = [d["questions"][0]["question"] for d in invented_documents(split)]
+    out += [(first, q, a, "switch") for first, (q, a) in zip(firsts, known)]
     return out
 
 
@@ -97,7 +102,7 @@ def main() -> None:
     template = ChatTemplate(backend)
     embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
     pairs = conversations(args.split)
-    report: dict = {"benchmark": "follow_ups", "split": args.split, "conversations": {g: sum(p[3] == g for p in pairs) for g in ("invented", "known")}}
+    report: dict = {"benchmark": "follow_ups", "split": args.split, "conversations": {g: sum(p[3] == g for p in pairs) for g in GROUPS}}
     rows: dict[str, list[dict]] = {"baseline": [], "ours": []}
     with tempfile.TemporaryDirectory() as tmp:
         index = build_index(Path(tmp), DocumentIndex(Path(tmp), embedder), MSMARCO, args.split)
@@ -123,7 +128,7 @@ def main() -> None:
     report["results"] = {}
     for name, outcomes in rows.items():
         result = {}
-        for group in ("invented", "known"):
+        for group in GROUPS:
             mine = [o for o in outcomes if o["group"] == group]
             result[f"{group}_accuracy"] = sum(o["correct"] for o in mine) / len(mine)
             result[f"{group}_searched"] = sum(o["searched"] for o in mine) / len(mine)
@@ -131,7 +136,8 @@ def main() -> None:
         result["misses"] = [{k: o[k] for k in ("follow_up", "gold", "answer", "searched")} for o in outcomes if not o["correct"]][:12]
         print(
             f"{name:9s} invented follow-ups: accuracy {result['invented_accuracy']:.3f}, searched {result['invented_searched']:.3f} | "
-            f"known: accuracy {result['known_accuracy']:.3f}, searched {result['known_searched']:.3f}",
+            f"known: accuracy {result['known_accuracy']:.3f}, searched {result['known_searched']:.3f} | "
+            f"change of subject: accuracy {result['switch_accuracy']:.3f}, searched {result['switch_searched']:.3f}",
             flush=True,
         )
     invented_first = [o for o in rows["ours"] if o["group"] == "invented"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 FUNCTION_WORDS = frozenset(
     """a an the and or but nor so yet of in on at to for from by with without about into onto over
     under between among through during before after above below up down out off again further then
@@ -28,3 +30,16 @@ def is_content_piece(piece: str) -> bool:
 def ends_sentence(piece: str) -> bool:
     stripped = piece.rstrip(" ")
     return stripped.endswith((".", "!", "?", "\n", ":", ";")) and not stripped.endswith("..")
+
+
+# Words by which a question points back at a subject named earlier in the conversation.
+REFERRING_WORDS = frozenset("it its they them their he him his she her this these those".split())
+
+
+def refers_back(question: str) -> bool:
+    """Whether the question itself (its last sentence: what comes before may define its own
+    words, "We call our robot Bexley, and it was built...") points back at an earlier subject:
+    a referring pronoun ("In what year was it invented?"), or too few words to name one ("Why?")."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s]
+    words = re.findall(r"[a-z]+", sentences[-1].lower()) if sentences else []
+    return len(words) <= 2 or not REFERRING_WORDS.isdisjoint(words)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from query_unit.content_words import ends_sentence, is_content_piece
+from query_unit.content_words import ends_sentence, is_content_piece, refers_back
 from query_unit.features import QuestionFeatures, SentenceState
 from query_unit.protocol import Searcher
 from query_unit.reader import Embed, read
@@ -50,9 +50,11 @@ class Turn:
         self.tools = tools
         self.config = tools.config
         self.question = question
-        self.follow_up = follow_up
+        # A question that names its own subject starts afresh, whatever came before it.
+        self.follow_up = follow_up if follow_up is not None and refers_back(question) else None
         # What searches are about: the question, and in a follow-up the question it refers back to.
-        self.subject = " ".join(part for part in (question.strip(), follow_up.topic.strip() if follow_up else "") if part)
+        topic = self.follow_up.topic.strip() if self.follow_up else ""
+        self.subject = " ".join(part for part in (question.strip(), topic) if part)
         self.pieces: list[str] = []  # kept tokens of the current answer segment
         self.sure: list[bool] = []
         self.sentence_start = 0

@@ -175,3 +175,21 @@ def test_a_follow_up_without_sources_behind_it_is_left_to_the_gate(index) -> Non
     assert turn.before_generation(None) is None
     pause = turn.observe(step(" Loire", 0.05))
     assert pause is not None and pause.query.startswith("What river runs through it? What is the capital of France?")
+
+
+def test_a_question_that_names_its_own_subject_starts_afresh(index) -> None:
+    earlier = FollowUp("Who invented the Velnorian harp?", sourced=True)
+    turn = unit(index).begin_turn("What is the capital of Japan?", earlier)
+    assert turn.before_generation(None) is None, "no search for the harp's sake"
+    pause = turn.observe(step(" Kyoto", 0.05))
+    assert pause is not None and "Velnorian" not in pause.query
+
+
+def test_which_questions_refer_back() -> None:
+    from query_unit.content_words import refers_back
+
+    assert refers_back("In what year was it invented?") and refers_back("What is its profession?")
+    assert refers_back("Why?") and refers_back("And then?")
+    assert not refers_back("Who wrote Hamlet?") and not refers_back("What is 7 times 8?")
+    # A question that defines its own words points back only inside itself.
+    assert not refers_back("We call our robot Bexley, and it was built in 2020. When was Bexley built?")
