@@ -23,7 +23,9 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.answers = Counter("ragpause_answers", "Chat answers by how they ended.", ["finish"], registry=r)
+        self.answers = Counter(
+            "ragpause_answers", "Chat answers by how they ended: stop, length, error or cancelled.", ["finish"], registry=r
+        )
         self.tokens = Counter("ragpause_generated_tokens", "Answer tokens generated (withdrawn ones included).", registry=r)
         self.pauses = Counter("ragpause_pauses", "Pauses to look something up.", registry=r)
         self.searches = Counter("ragpause_searches", "Searches by outcome.", ["outcome"], registry=r)
@@ -38,7 +40,7 @@ class ServiceMetrics:
         """Pass an answer's events through, counting them."""
         start = time.perf_counter()
         first = True
-        finish = "error"  # unless a Done event arrives: an engine failure or a client that left
+        finish = "cancelled"  # unless a Done event arrives or it fails: the client left
         try:
             async for event in events:
                 if isinstance(event, TokenEvent):
@@ -55,6 +57,9 @@ class ServiceMetrics:
                     finish = event.finish_reason
                     self.answer_time.observe(time.perf_counter() - start)
                 yield event
+        except Exception:
+            finish = "error"
+            raise
         finally:
             self.answers.labels(finish).inc()
             close = getattr(events, "aclose", None)
