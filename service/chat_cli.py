@@ -2,6 +2,7 @@
 
 Streams the answer as it is written and shows each pause where it happens: the draft it
 withdrew, what it searched for, and which sources came back; the sources are listed at the end.
+Ctrl-C stops the answer being written (the conversation goes on); at the prompt it ends the chat.
 """
 
 from __future__ import annotations
@@ -100,7 +101,11 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
                 if stdout.isatty():
                     stdout.write("\n> ")
                     stdout.flush()
-                question = stdin.readline()
+                try:
+                    question = stdin.readline()
+                except KeyboardInterrupt:  # Ctrl-C at the prompt ends the chat
+                    stdout.write("\n")
+                    return 0
                 if not question:
                     return 0
                 question = question.strip()
@@ -108,11 +113,23 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
                     continue
             history.append({"role": "user", "content": question})
             body = {"messages": history, "stream": True, "max_tokens": args.max_tokens, "retrieval": args.retrieval, "sources": args.sources}
-            answer, sources = "", []
+            answer, committed, sources = "", "", []
             try:
                 for chunk in stream_chunks(client, body):
                     answer = printer.chunk(chunk) or answer
                     sources = chunk.get("sources", sources)
+                    committed += "".join((c.get("delta") or {}).get("content") or "" for c in chunk.get("choices") or [])
+            except KeyboardInterrupt:
+                # Ctrl-C stops this answer (closing the stream frees the service's slot); in a
+                # conversation the chat goes on with what was final so far.
+                stdout.write(" [stopped]\n")
+                if questions is not None:
+                    return 130
+                if committed:
+                    history.append({"role": "assistant", "content": committed})
+                else:
+                    history.pop()
+                continue
             except (RuntimeError, httpx.HTTPError) as exc:
                 stdout.write(f"\n[error: {exc}]\n")
                 history.pop()

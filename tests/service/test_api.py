@@ -223,3 +223,43 @@ def test_terminal_chat_streams_and_shows_the_pause(base_url) -> None:
         capture_output=True, text=True, timeout=120,
     )
     assert refused.returncode == 1 and "400" in refused.stdout and "web search endpoint" in refused.stdout
+
+
+def test_ctrl_c_in_the_terminal_chat_stops_one_answer_and_the_chat_goes_on(base_url) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "service.chat", "--url", base_url, "--retrieval", "off", "--max-tokens", "600"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(iter(lambda: chat.stdout.read(1), "")), daemon=True)
+    reader.start()
+    try:
+        chat.stdin.write("Write a very long story about a dragon who learns to bake bread.\n")
+        chat.stdin.flush()
+        deadline = time.monotonic() + 60
+        while len("".join(out)) < 40:
+            assert time.monotonic() < deadline and chat.poll() is None, "".join(out)
+            time.sleep(0.05)
+        chat.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while "[stopped]" not in "".join(out):
+            assert time.monotonic() < deadline and chat.poll() is None, "".join(out)
+            time.sleep(0.05)
+        chat.stdin.write("What is the capital of France?\n")
+        chat.stdin.close()
+        assert chat.wait(timeout=120) == 0, chat.stderr.read()
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+    reader.join(5)
+    text = "".join(out)
+    story, after = text.split("[stopped]", 1)
+    assert len(story.split()) >= 5 and "Paris" in after  # stopped midway, then answered the next
