@@ -14,7 +14,7 @@ from typing import Any
 from dataclasses import dataclass, field, replace
 
 from query_unit.protocol import TurnMonitor
-from query_unit.types import Pause, QuestionSignals
+from query_unit.types import Evidence, Pause, QuestionSignals
 from retrieval.types import Passage
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatTemplate
@@ -67,8 +67,7 @@ def generate(
     committed = ""  # answer text from before the last evidence block
     completion_tokens = searches = 0
     sources: list[Passage] = []
-    notices: list[str] = []
-    unfound: list[str] = []  # queries that came back with nothing
+    notes = SearchNotes()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     finish = "length"
     # The answer's tokens so far, for frequency and presence penalties: withdrawn ones leave it.
@@ -101,13 +100,9 @@ def generate(
                 stops.reset()
                 monitor.resumed(len(kept))
                 yield ResumeEvent(kept_tokens=len(kept), evidence_tokens=len(block))
-            elif evidence.error is not None:
-                # The search failed: carry on with the draft as it stands; the answer says so.
-                notice = failure_notice(evidence.query, evidence.error)
-                if notice not in notices:
-                    notices.append(notice)
             else:
-                unfound.append(evidence.query)
+                # A failed or empty search: carry on with the draft as it stands; the answer says so.
+                notes.record(evidence)
             # With nothing new to read, the draft simply goes on.
             pause = None
 
@@ -140,8 +135,7 @@ def generate(
         yield NoticeEvent(text=tail)
     yield from closing_events(
         join_text(committed, stops.segment_text()),
-        notices,
-        unfound,
+        notes,
         finish_reason=finish,
         prompt_tokens=len(prompt),
         completion_tokens=completion_tokens,
@@ -152,12 +146,33 @@ def generate(
     )
 
 
-def closing_events(text: str, notices: Sequence[str], unfound: Sequence[str], **done: Any) -> Iterator[Event]:
-    """The service's own notes after the answer, then Done with all of it: a failed search, or
-    searches that all found nothing, so that an unsourced answer never passes for a sourced one."""
-    if unfound and not notices and not done.get("sources"):
-        notices = [nothing_found_notice(unfound[0])]
-    for notice in notices:
+class SearchNotes:
+    """What the answer must say about its searches: each failure once, and, when every search
+    found nothing, that it has no source behind it (an unsourced answer never passes for a
+    sourced one)."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.unfound: list[str] = []  # queries that came back with nothing
+
+    def record(self, evidence: Evidence) -> None:
+        """A search that gave nothing to read: it failed, or found nothing."""
+        if evidence.error is not None:
+            notice = failure_notice(evidence.query, evidence.error)
+            if notice not in self.failures:
+                self.failures.append(notice)
+        else:
+            self.unfound.append(evidence.query)
+
+    def notices(self, sourced: bool) -> list[str]:
+        if self.unfound and not self.failures and not sourced:
+            return [nothing_found_notice(self.unfound[0])]
+        return self.failures
+
+
+def closing_events(text: str, notes: SearchNotes, **done: Any) -> Iterator[Event]:
+    """The service's own notes after the answer, then Done with all of it."""
+    for notice in notes.notices(sourced=bool(done.get("sources"))):
         yield NoticeEvent(text="\n\n" + notice)
         text += "\n\n" + notice
     yield DoneEvent(text=text, **done)

@@ -25,7 +25,7 @@ from query_unit.protocol import TurnMonitor
 from query_unit.types import Pause, QuestionSignals, TokenStep
 from retrieval.types import Passage
 from service.generator.chat_template import ChatMessage
-from service.generator.decode_loop import closing_events, failure_notice, join_text
+from service.generator.decode_loop import SearchNotes, closing_events, join_text
 from service.generator.events import Event, EvidenceEvent, PauseEvent, ResumeEvent, TokenEvent
 from service.generator.evidence_block import evidence_text
 
@@ -149,8 +149,7 @@ def generate_remote(
     committed = ""
     completion_tokens = searches = 0
     sources: list[Passage] = []
-    notices: list[str] = []
-    unfound: list[str] = []  # queries that came back with nothing
+    notes = SearchNotes()
     finish = "length"
 
     def take(pause: Pause) -> Iterator[Event]:
@@ -176,12 +175,8 @@ def generate_remote(
             monitor.resumed(pause.keep_tokens)
             resumed = True
             yield ResumeEvent(kept_tokens=pause.keep_tokens, evidence_tokens=len(text.split()))
-        elif evidence.error is not None:
-            notice = failure_notice(evidence.query, evidence.error)
-            if notice not in notices:
-                notices.append(notice)
         else:
-            unfound.append(evidence.query)
+            notes.record(evidence)
 
     resumed = False
     first = monitor.before_generation(question) if monitor else None
@@ -213,8 +208,7 @@ def generate_remote(
             break
     yield from closing_events(
         join_text(committed, "".join(segment)),
-        notices,
-        unfound,
+        notes,
         finish_reason=finish,
         prompt_tokens=0,
         completion_tokens=completion_tokens,
