@@ -45,3 +45,13 @@ def serve_engine(backend, index, **settings) -> Iterator[str]:  # type: ignore[n
     config = Settings(**{"system_prompt": "You are a helpful assistant.", **settings})
     with serve(create_app(config, engine=Engine(config, backend, index))) as url:
         yield url
+
+
+@contextmanager
+def serve_empty_index(backend, embedder, data_dir, **settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The service over a new, empty index in `data_dir`, which is also its data directory
+    (documents uploaded through the API land there)."""
+    from retrieval.document_index import DocumentIndex
+
+    with serve_engine(backend, DocumentIndex(data_dir, embedder), data_dir=data_dir, **settings) as url:
+        yield url

@@ -12,8 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from retrieval.document_index import DocumentIndex
-from tests.live_server import serve_engine
+from tests.live_server import serve_empty_index
 
 CHROMIUM = "/usr/bin/chromium"
 DOCUMENT = (
@@ -25,7 +24,7 @@ DOCUMENT = (
 @pytest.fixture(scope="module")
 def base_url(llama_backend, embedder, tmp_path_factory):
     data = tmp_path_factory.mktemp("chat_page")
-    with serve_engine(llama_backend, DocumentIndex(data, embedder), data_dir=data) as url:
+    with serve_empty_index(llama_backend, embedder, data) as url:
         yield url
 
 

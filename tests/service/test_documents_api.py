@@ -13,7 +13,7 @@ from retrieval.document_index import DocumentIndex
 from service.app import create_app
 from service.engine import Engine
 from service.settings import Settings
-from tests.live_server import serve, serve_engine
+from tests.live_server import serve, serve_empty_index, serve_engine
 from tests.sample_files import tiny_pdf
 
 DRELLISH = (
@@ -26,7 +26,7 @@ DRELLISH = (
 def base_url(llama_backend, embedder, tmp_path_factory):
     data = tmp_path_factory.mktemp("documents_api")
     limits = dict(upload_wait_bytes=4000, max_upload_bytes=200_000, max_upload_files=50)
-    with serve_engine(llama_backend, DocumentIndex(data, embedder), data_dir=data, **limits) as url:
+    with serve_empty_index(llama_backend, embedder, data, **limits) as url:
         yield url
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 
-from retrieval.document_index import DocumentIndex
-from tests.live_server import serve_engine
+from tests.live_server import serve_empty_index
 from tests.schema_fuzz import fuzz
 
 
@@ -19,7 +18,7 @@ def api_schema(llama_backend, embedder, tmp_path_factory):
     data = tmp_path_factory.mktemp("fuzz")
     # Short answers: the fuzzer asks many questions, and their length is not what is tested.
     limits = dict(default_max_tokens=8, max_tokens_limit=16, max_upload_bytes=100_000, upload_wait_bytes=100_000)
-    with serve_engine(llama_backend, DocumentIndex(data, embedder), data_dir=data, **limits) as url:
+    with serve_empty_index(llama_backend, embedder, data, **limits) as url:
         yield schemathesis.openapi.from_url(url + "/openapi.json")
 
 
