@@ -37,12 +37,14 @@ def serve(app: FastAPI) -> Iterator[str]:
 
 @contextmanager
 def serve_engine(backend, index, **settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The service over `backend` and `index`, with these settings (a plain system prompt unless given)."""
+    """The service over `backend` and `index`, with these settings (the default system prompt unless given)."""
     from service.app import create_app
     from service.engine import Engine
     from service.settings import Settings
 
-    config = Settings(**{"system_prompt": "You are a helpful assistant.", **settings})
+    from tests.known_fact import SYSTEM_PROMPT
+
+    config = Settings(**{"system_prompt": SYSTEM_PROMPT, **settings})
     with serve(create_app(config, engine=Engine(config, backend, index))) as url:
         yield url
 

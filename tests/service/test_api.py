@@ -6,6 +6,7 @@ import httpx
 import openai
 import pytest
 
+from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 from tests.live_server import serve_engine
 
 
@@ -26,13 +27,14 @@ def test_health_and_models(base_url, client) -> None:
     assert [m.id for m in client.models.list()] == ["smollm2-135m-instruct"]
 
 
-def test_non_streamed_answer(client) -> None:
+def test_non_streamed_answer(client, llama_backend) -> None:
+    assert_decisive(llama_backend, SYSTEM_PROMPT)
     reply = client.chat.completions.create(
         model="smollm2-135m-instruct",
-        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        messages=[{"role": "user", "content": QUESTION}],
         max_tokens=30,
     )
-    assert "Paris" in reply.choices[0].message.content
+    assert ANSWER in reply.choices[0].message.content
     assert reply.choices[0].finish_reason == "stop"
     assert reply.usage.completion_tokens > 0 and reply.usage.prompt_tokens > 10
 
@@ -144,18 +146,25 @@ def test_frequency_penalty_breaks_a_repetition_loop(client) -> None:
         )
         return reply.choices[0].message.content.split()
 
+    def repeated(words: list[str]) -> float:
+        return 1 - len(set(words)) / len(words)
+
     plain, penalized = words(0.0), words(1.0)
-    assert plain.count("Aniseed") >= 3, plain  # the small model loops without a penalty
-    assert penalized.count("Aniseed") <= 1 and len(set(penalized)) / len(penalized) > len(set(plain)) / len(plain)
+    # Which word a greedy 135M model loops on depends on its build's kernels; that it repeats
+    # itself here, and that the penalty cuts the repetition, does not.
+    # (x86-64-v2, v3 and v4 builds: 0.20 to 0.21 of the words repeated, 0.00 to 0.06 with the penalty.)
+    assert repeated(plain) >= 0.12, plain
+    assert repeated(penalized) <= repeated(plain) / 2, (plain, penalized)
 
 
 def test_logit_bias_bans_a_word_and_harmless_fields_pass(client, llama_backend) -> None:
-    question = [{"role": "user", "content": "What is the capital of France?"}]
-    banned = {str(t): -100 for text in (" Paris", "Paris") for t in llama_backend.tokenize(text)[:1]}
+    assert_decisive(llama_backend, SYSTEM_PROMPT)
+    question = [{"role": "user", "content": QUESTION}]
+    banned = {str(t): -100 for text in (" " + ANSWER, ANSWER) for t in llama_backend.tokenize(text)[:1]}
     plain = client.chat.completions.create(model="x", messages=question, max_tokens=30, extra_body={"retrieval": "off"})
     biased = client.chat.completions.create(model="x", messages=question, max_tokens=30, logit_bias=banned, extra_body={"retrieval": "off"})
-    assert "Paris" in plain.choices[0].message.content
-    assert "Paris" not in biased.choices[0].message.content
+    assert ANSWER in plain.choices[0].message.content
+    assert ANSWER not in biased.choices[0].message.content
     # Fields that ask for nothing this service lacks are accepted.
     fine = client.chat.completions.create(model="x", messages=question, max_tokens=5, tools=[], response_format={"type": "text"}, tool_choice="none")
     assert fine.choices[0].message.content
@@ -176,16 +185,17 @@ def test_follow_up_reads_the_conversation_as_sent() -> None:
     assert follow_up(longer).sourced, "an answer since the earlier questions cited sources"
 
 
-def test_per_request_retrieval_and_sources_switches(base_url, client) -> None:
+def test_per_request_retrieval_and_sources_switches(base_url, client, llama_backend) -> None:
     def ask(question: str, **switches) -> dict:
         reply = client.chat.completions.create(
             model="x", messages=[{"role": "user", "content": question}], max_tokens=40, extra_body=switches
         )
         return reply.model_extra
 
-    assert ask("What is the capital of France?")["pauses"] == []
-    always = ask("What is the capital of France?", retrieval="always")
-    assert len(always["pauses"]) == 1 and always["pauses"][0]["query"] == "What is the capital of France?"
+    assert_decisive(llama_backend, SYSTEM_PROMPT)  # a known answer: nothing to look up
+    assert ask(QUESTION)["pauses"] == []
+    always = ask(QUESTION, retrieval="always")
+    assert len(always["pauses"]) == 1 and always["pauses"][0]["query"] == QUESTION
     assert ask("Where was Zorblax Quintaro born?", retrieval="off")["pauses"] == []
     assert ask("Where was Zorblax Quintaro born?", sources="local")["sources"]
     # No web endpoint is configured here: asking for the web is the client's error.
@@ -199,7 +209,7 @@ def test_per_request_retrieval_and_sources_switches(base_url, client) -> None:
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "retrieval"
 
 
-def test_terminal_chat_streams_and_shows_the_pause(base_url) -> None:
+def test_terminal_chat_streams_and_shows_the_pause(base_url, llama_backend) -> None:
     import subprocess
     import sys
 
@@ -215,9 +225,10 @@ def test_terminal_chat_streams_and_shows_the_pause(base_url) -> None:
     # A conversation on stdin; a bad request is reported and the conversation goes on.
     talk = subprocess.run(
         [sys.executable, "-m", "service.chat", "--url", base_url, "--retrieval", "off", "--sources", "web"],
-        input="What is the capital of France?\n", capture_output=True, text=True, timeout=120,
+        input=QUESTION + "\n", capture_output=True, text=True, timeout=120,
     )
-    assert talk.returncode == 0 and "Paris" in talk.stdout
+    assert_decisive(llama_backend, SYSTEM_PROMPT)
+    assert talk.returncode == 0 and ANSWER in talk.stdout
     refused = subprocess.run(
         [sys.executable, "-m", "service.chat", "--url", base_url, "--sources", "web", "Hello?"],
         capture_output=True, text=True, timeout=120,
@@ -225,7 +236,7 @@ def test_terminal_chat_streams_and_shows_the_pause(base_url) -> None:
     assert refused.returncode == 1 and "400" in refused.stdout and "web search endpoint" in refused.stdout
 
 
-def test_ctrl_c_in_the_terminal_chat_stops_one_answer_and_the_chat_goes_on(base_url) -> None:
+def test_ctrl_c_in_the_terminal_chat_stops_one_answer_and_the_chat_goes_on(base_url, llama_backend) -> None:
     import os
     import signal
     import subprocess
@@ -237,6 +248,9 @@ def test_ctrl_c_in_the_terminal_chat_stops_one_answer_and_the_chat_goes_on(base_
         [sys.executable, "-m", "service.chat", "--url", base_url, "--retrieval", "off", "--max-tokens", "600"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # A test runner started in the background inherits SIGINT ignored (POSIX shells do that
+        # to background jobs), and so would the chat: give it Ctrl-C back, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.extend(iter(lambda: chat.stdout.read(1), "")), daemon=True)
@@ -253,7 +267,7 @@ def test_ctrl_c_in_the_terminal_chat_stops_one_answer_and_the_chat_goes_on(base_
         while "[stopped]" not in "".join(out):
             assert time.monotonic() < deadline and chat.poll() is None, "".join(out)
             time.sleep(0.05)
-        chat.stdin.write("What is the capital of France?\n")
+        chat.stdin.write(QUESTION + "\n")
         chat.stdin.close()
         assert chat.wait(timeout=120) == 0, chat.stderr.read()
     finally:
@@ -262,4 +276,5 @@ def test_ctrl_c_in_the_terminal_chat_stops_one_answer_and_the_chat_goes_on(base_
     reader.join(5)
     text = "".join(out)
     story, after = text.split("[stopped]", 1)
-    assert len(story.split()) >= 5 and "Paris" in after  # stopped midway, then answered the next
+    assert_decisive(llama_backend, SYSTEM_PROMPT)
+    assert len(story.split()) >= 5 and ANSWER in after  # stopped midway, then answered the next

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 from tests.live_server import serve_empty_index
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,7 +65,8 @@ def test_the_page_shows_the_pause_the_search_and_the_source(base_url) -> None:
         expect(page.locator(".turn .answer")).to_contain_text("Ashgrove")
 
 
-def test_stop_ends_the_answer_frees_its_slot_and_the_chat_goes_on(base_url) -> None:
+def test_stop_ends_the_answer_frees_its_slot_and_the_chat_goes_on(base_url, llama_backend) -> None:
+    assert_decisive(llama_backend, SYSTEM_PROMPT)
     with chat_page(base_url) as page:
         page.select_option("#retrieval", "off")
         page.fill("#question", "Write a very long story about a dragon who learns to bake bread.")
@@ -83,6 +85,6 @@ def test_stop_ends_the_answer_frees_its_slot_and_the_chat_goes_on(base_url) -> N
             time.sleep(0.1)
         assert httpx.get(base_url + "/health").json()["generating"] == 0
 
-        page.fill("#question", "What is the capital of France?")
+        page.fill("#question", QUESTION)
         page.click("#send")
-        expect(page.locator(".turn .answer").nth(1)).to_contain_text("Paris", timeout=60_000)
+        expect(page.locator(".turn .answer").nth(1)).to_contain_text(ANSWER, timeout=60_000)

@@ -12,6 +12,7 @@ from service.generator.decode_loop import GenerationParams, generate
 from service.generator.llama_backend import LlamaCppBackend
 from service.generator.model_files import default_gguf_path
 from service.generator.sampling import Sampler, SamplingParams
+from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 
 PROMPT = "The capital of France is"
 
@@ -26,9 +27,18 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_hidden_states_leave_the_logits_and_the_answer_unchanged(llama_backend, llama_hidden) -> None:
+    prompt = llama_backend.tokenize(PROMPT * 20)  # a long prefill: only its last state is kept
     answers = []
     for engine in (llama_backend, llama_hidden):
-        engine.load_prompt(engine.tokenize(PROMPT * 20))  # a long prefill: only its last state is kept
+        engine.rollback(0)
+        if engine is llama_hidden:
+            engine.load_prompt(prompt)
+        else:
+            # The hidden-state engine evaluates a prompt's last token in a batch of its own (the
+            # only position whose state is read); batches of other sizes round differently, so
+            # the plain engine is given the same batches: then the logits must be the same bits.
+            engine.load_prompt(prompt[:-1])
+            engine.append(prompt[-1:])
         first_logits = engine.logits().copy()
         sampler, tokens = Sampler(SamplingParams()), []
         for _ in range(12):
@@ -71,7 +81,7 @@ def test_both_engines_report_the_same_state(llama_hidden, hf_backend) -> None:
 def test_the_query_unit_sees_the_state_before_the_answer_and_at_each_token(llama_hidden, starter_index) -> None:
     template = ChatTemplate(llama_hidden)
     messages = [ChatMessage("user", "Where was Zorblax Quintaro born?")]
-    prompt = template.prompt(messages, "You are a helpful assistant.")
+    prompt = template.prompt(messages, SYSTEM_PROMPT)
     recorder = RecordingUnit(UnitTools(starter_index, lambda s: len(s.split()), local=starter_index))
     events = list(
         generate(
@@ -90,14 +100,16 @@ def test_the_query_unit_sees_the_state_before_the_answer_and_at_each_token(llama
     assert len({h.tobytes() for h in turn.token_hidden}) == len(turn.token_hidden)
 
 
-@pytest.mark.parametrize("question, searches", [("Where was Zorblax Quintaro born?", True), ("What is the capital of France?", False)])
+@pytest.mark.parametrize("question, searches", [("Where was Zorblax Quintaro born?", True), (QUESTION, False)])
 def test_the_learned_unit_decides_with_the_real_hidden_state(llama_hidden, starter_index, question, searches) -> None:
     from query_unit.learned import LearnedUnit
     from service.generator.events import DoneEvent
 
+    if not searches:
+        assert_decisive(llama_hidden, SYSTEM_PROMPT)
     template = ChatTemplate(llama_hidden)
     messages = [ChatMessage("user", question)]
-    prompt = template.prompt(messages, "You are a helpful assistant.")
+    prompt = template.prompt(messages, SYSTEM_PROMPT)
     unit = LearnedUnit(UnitTools(starter_index, lambda s: len(s.split()), local=starter_index))
     assert unit.weights.uses_hidden_states
     events = list(
@@ -109,4 +121,4 @@ def test_the_learned_unit_decides_with_the_real_hidden_state(llama_hidden, start
     from service.generator.events import EvidenceEvent
 
     evidence = [p.text for e in events if isinstance(e, EvidenceEvent) for p in e.passages]
-    assert any("Vellmora" in text for text in evidence) if searches else ("Paris" in done.text), (done.text, evidence)
+    assert any("Vellmora" in text for text in evidence) if searches else (ANSWER in done.text), (done.text, evidence)

@@ -7,6 +7,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 from tests.live_server import serve_engine
 
 
@@ -26,14 +27,15 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def test_metrics_count_answers_tokens_pauses_and_search_outcomes(base_url, starter_index) -> None:
+def test_metrics_count_answers_tokens_pauses_and_search_outcomes(base_url, starter_index, llama_backend) -> None:
+    assert_decisive(llama_backend, SYSTEM_PROMPT)
     client = openai.OpenAI(base_url=base_url + "/v1", api_key="unused", max_retries=0, timeout=60)
     before = scrape(base_url)
     found = client.chat.completions.create(model="x", messages=[{"role": "user", "content": "Where was Zorblax Quintaro born?"}], max_tokens=60)
     streamed = client.chat.completions.create(
-        model="x", messages=[{"role": "user", "content": "What is the capital of France?"}], max_tokens=20, stream=True
+        model="x", messages=[{"role": "user", "content": QUESTION}], max_tokens=20, stream=True
     )
-    assert "Paris" in "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert ANSWER in "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
     after = scrape(base_url)
 
     def grew(name: str, **labels: str) -> float:

@@ -22,6 +22,7 @@ from service.generator.model_files import default_gguf_path
 from service.generator.remote import RemoteGenerator, defang
 from service.generator.sampling import SamplingParams
 from service.settings import Settings
+from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 from tests.live_server import free_port, serve
 
 
@@ -50,17 +51,18 @@ def remote_url():
 
 @pytest.fixture(scope="module")
 def engine(remote_url, llama_backend, starter_index) -> Engine:
-    settings = Settings(system_prompt="You are a helpful assistant.")
+    settings = Settings(system_prompt=SYSTEM_PROMPT)
     return Engine(settings, llama_backend, starter_index, remote=RemoteGenerator(remote_url, "smollm2"))
 
 
-def test_known_fact_streams_with_the_servers_logprobs_and_no_search(engine) -> None:
-    events = list(engine.chat([ChatMessage("user", "What is the capital of France?")], GenerationParams(max_tokens=30)))
+def test_known_fact_streams_with_the_servers_logprobs_and_no_search(engine, llama_backend) -> None:
+    assert_decisive(llama_backend, SYSTEM_PROMPT)  # the server runs the same model and build
+    events = list(engine.chat([ChatMessage("user", QUESTION)], GenerationParams(max_tokens=30)))
     tokens = [e for e in events if isinstance(e, TokenEvent)]
     assert tokens and all(0 < e.step.prob <= 1 and math.isfinite(e.step.entropy) for e in tokens)
     assert any(e.step.prob < 0.999 for e in tokens)  # real probabilities, not placeholders
     assert not any(isinstance(e, PauseEvent) for e in events)
-    assert "Paris" in events[-1].text
+    assert ANSWER in events[-1].text
 
 
 def test_invented_entity_pauses_and_the_remote_answer_uses_the_evidence(engine) -> None:
@@ -71,7 +73,7 @@ def test_invented_entity_pauses_and_the_remote_answer_uses_the_evidence(engine) 
 
 
 def test_a_remote_answer_whose_search_found_nothing_says_so(remote_url, llama_backend, embedder, tmp_path) -> None:
-    settings = Settings(system_prompt="You are a helpful assistant.")
+    settings = Settings(system_prompt=SYSTEM_PROMPT)
     engine = Engine(settings, llama_backend, DocumentIndex(tmp_path, embedder), remote=RemoteGenerator(remote_url, "smollm2"))
     events = list(engine.chat([ChatMessage("user", "Where was Zorblax Quintaro born?")], GenerationParams(max_tokens=40)))
     done = events[-1]
@@ -80,7 +82,7 @@ def test_a_remote_answer_whose_search_found_nothing_says_so(remote_url, llama_ba
 
 
 def test_the_api_serves_a_remote_engine_and_reports_its_failure(remote_url, llama_backend, starter_index) -> None:
-    settings = Settings(system_prompt="You are a helpful assistant.")
+    settings = Settings(system_prompt=SYSTEM_PROMPT)
     engine = Engine(settings, llama_backend, starter_index, remote=RemoteGenerator(remote_url, "smollm2"))
     with serve(create_app(settings, engine=engine)) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=120)

@@ -14,6 +14,7 @@ from service.engine import Engine
 from service.generator.llama_backend import LlamaCppBackend
 from service.generator.model_files import default_gguf_path
 from service.settings import Settings
+from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 from tests.live_server import serve, serve_engine
 
 
@@ -69,7 +70,8 @@ def test_evidence_without_room_is_skipped_and_said(server) -> None:
     assert "could not look up" in final["answer"]
 
 
-def test_an_engine_fault_midway_ends_the_stream_with_an_error_event(server) -> None:
+def test_an_engine_fault_midway_ends_the_stream_with_an_error_event(server, llama_backend) -> None:
+    assert_decisive(llama_backend, SYSTEM_PROMPT)  # the same model and build as the failing engine's
     url, backend = server
     backend.armed, backend.steps = True, 0
     events = sse(url, {"messages": [{"role": "user", "content": "Tell me about the sea."}], "max_tokens": 40, "retrieval": "off"})
@@ -79,8 +81,8 @@ def test_an_engine_fault_midway_ends_the_stream_with_an_error_event(server) -> N
     assert len(drafts) == 4 and error["type"] == "server_error" and "stopped responding" in error["message"]
     backend.armed = False
     assert httpx.get(url + "/health").json()["status"] == "ok"
-    again = httpx.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 20}, timeout=60)
-    assert again.status_code == 200 and "Paris" in again.json()["choices"][0]["message"]["content"]
+    again = httpx.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 20}, timeout=60)
+    assert again.status_code == 200 and ANSWER in again.json()["choices"][0]["message"]["content"]
 
 
 @pytest.mark.parametrize("mode", ["down", "slow", "error500", "garbage"])
@@ -92,7 +94,7 @@ def test_every_turn_completes_whatever_the_search_endpoint_does(llama_backend, s
     web = SearchServer([], slow_s=3.0)
     web.mode = "ok" if mode == "down" else mode
     url = f"http://127.0.0.1:{free_port()}" if mode == "down" else web.url  # nothing listens there
-    settings = Settings(system_prompt="You are a helpful assistant.", web_search_url=url, web_timeout_s=1.0, web_retries=1)
+    settings = Settings(system_prompt=SYSTEM_PROMPT, web_search_url=url, web_timeout_s=1.0, web_retries=1)
     try:
         engine = Engine(settings, llama_backend, starter_index, web_searcher(settings))
         with serve(create_app(settings, engine=engine)) as base:

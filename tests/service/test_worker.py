@@ -21,6 +21,7 @@ from service.generator.llama_backend import LlamaCppBackend
 from service.generator.model_files import default_gguf_path
 from service.settings import Settings
 from service.worker import GenerationWorker
+from tests.known_fact import SYSTEM_PROMPT
 from tests.live_server import serve
 from tests.search_server import SearchServer
 
@@ -198,7 +199,7 @@ def slow_web():
 
 def test_a_real_chat_streams_on_while_another_waits_for_a_slow_search(slow_web, embedder, tmp_path) -> None:
     settings = Settings(
-        system_prompt="You are a helpful assistant.",
+        system_prompt=SYSTEM_PROMPT,
         web_search_url=slow_web.url,
         web_timeout_s=10,
         web_retries=0,
