@@ -52,3 +52,17 @@ def test_dockerfile_copies_what_exists_and_pins_cpu_torch() -> None:
     assert "torch==2.13.0" in dockerfile and "whl/cpu" in dockerfile
     assert compose()["services"]["ragpause"]["environment"]["RAGPAUSE_STARTER_CORPUS"].startswith("/app/index_data/starter")
 
+
+
+def test_the_image_and_make_build_llama_cpp_for_a_named_baseline() -> None:
+    """An image runs on other machines than the one that built it: never -march=native there."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    baseline = re.search(r"^ARG LLAMA_BASELINE=(\S+)$", dockerfile, re.MULTILINE)
+    assert baseline and baseline.group(1) == "x86-64-v3"
+    assert 'deploy/build_llama_cpp.sh python "$LLAMA_BASELINE"' in dockerfile
+    # The wheel is installed before the project, so pip never builds llama-cpp-python itself.
+    assert dockerfile.index("build_llama_cpp.sh python") < dockerfile.index("pip install --no-cache-dir .")
+    makefile = (REPO / "Makefile").read_text()
+    assert makefile.index("deploy/build_llama_cpp.sh $(PY)") < makefile.index("pip install -e '.[test]'")
+    script = (REPO / "deploy" / "build_llama_cpp.sh").read_text()
+    assert "-DGGML_NATIVE=ON" not in script and "--no-cache-dir" in script
