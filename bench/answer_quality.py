@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.machine import machine_report  # noqa: E402
 from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
 from query_unit.heuristic import HeuristicUnit  # noqa: E402
 from query_unit.learned import WEIGHTS, LearnedUnit, LearnedWeights  # noqa: E402
@@ -78,6 +79,7 @@ def main() -> None:
     evaluation = cases("eval")
     report: dict = {
         "benchmark": "answer_quality",
+        "machine": machine_report(),
         "questions": {g: sum(c.group == g for c in evaluation) for g in ("invented", "known", "self_defined")},
         "conditions": {},
     }

@@ -27,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import httpx  # noqa: E402
 
+from bench.machine import machine_report  # noqa: E402
 from retrieval.document_index import DocumentIndex  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
 from service.app import create_app  # noqa: E402
@@ -112,7 +113,7 @@ async def scenario(url: str, first: tuple[str, int, str, str] = (LONG, 300, "off
 def main() -> None:
     settings = Settings(system_prompt="You are a helpful assistant.")
     embedder = Embedder(cache_root=REPO / "index_data" / "embedders")
-    report: dict = {"benchmark": "concurrency", "scenario": "1 long answer (300 tokens) + 6 short (24 tokens) 0.3 s later, /health every 50 ms", "results": {}}
+    report: dict = {"benchmark": "concurrency", "machine": machine_report(), "scenario": "1 long answer (300 tokens) + 6 short (24 tokens) 0.3 s later, /health every 50 ms", "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
         index = DocumentIndex(Path(tmp), embedder)
         index.add_paths([REPO / "index_data" / "starter"])

@@ -4,6 +4,11 @@ Both run greedy on the same prompt, in this process, interleaved, with a cold KV
 time; our loop computes every token's signals and asks the query unit about each one (its
 threshold is 0 so that it never pauses). Prints tokens/s, time to first token and the ratio,
 and writes bench/results/decode.json.
+
+With `--other-build DIR` (llama-cpp-python installed there with `pip --target`, as `make bench`
+does for x86-64-v4 on AVX-512 machines), it also times plain `create_completion` with the
+installed, pinned build against that one: what building for a fixed baseline instead of this
+CPU costs. Each rep runs both builds in fresh processes, one after the other.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +28,8 @@ from llama_cpp import Llama  # noqa: E402
 
 from query_unit.heuristic import HeuristicConfig, HeuristicUnit  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
+from bench.machine import machine_report  # noqa: E402
+from service.generator import llama_build  # noqa: E402
 from service.generator.chat_template import ChatMessage, ChatTemplate  # noqa: E402
 from service.generator.decode_loop import GenerationParams, generate  # noqa: E402
 from service.generator.events import TokenEvent  # noqa: E402
@@ -67,19 +74,72 @@ def run_ours(backend: LlamaCppBackend, template: ChatTemplate, prompt: list[int]
     return end - start, first - start, count
 
 
+def summary(runs: list[tuple[float, float, int]]) -> dict:
+    # Decode speed after the first token, so that prefill does not blur it.
+    rates = [(count - 1) / (total - first) for total, first, count in runs]
+    return {
+        "tokens": runs[0][2],
+        "tokens_per_s": statistics.median(rates),
+        "ttft_s": statistics.median(first for _, first, _ in runs),
+        "total_s": statistics.median(total for total, _, _ in runs),
+    }
+
+
+def load_raw() -> tuple[Llama, list[int]]:
+    threads = os.cpu_count() or 1
+    raw = Llama(model_path=str(default_gguf_path()), n_ctx=4096, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+    template = ChatTemplate(LlamaCppBackend(default_gguf_path(), n_ctx=256))
+    return raw, template.prompt([ChatMessage("user", QUESTION)], "You are a helpful assistant.")
+
+
+def raw_worker(tokens: int) -> None:
+    """One warm-up and one timed create_completion with whichever build this process loads."""
+    raw, prompt = load_raw()
+    run_raw(raw, prompt, 16)
+    total, first, count = run_raw(raw, prompt, tokens)
+    print(json.dumps({"total": total, "first": first, "count": count, "build": llama_build.describe()}))
+
+
+def compare_builds(other: Path, reps: int, tokens: int) -> dict:
+    """Plain create_completion: the installed (pinned) build against the one in `other`."""
+    runs: dict[str, list[tuple[float, float, int]]] = {"pinned": [], "other": []}
+    described: dict[str, str] = {}
+    for _ in range(reps):
+        for name in runs:
+            env = dict(os.environ)
+            if name == "other":
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(other.resolve()), env.get("PYTHONPATH")]))
+            done = subprocess.run(
+                [sys.executable, __file__, "--raw-worker", "--tokens", str(tokens)], env=env, capture_output=True, text=True, check=True
+            )
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            runs[name].append((row["total"], row["first"], row["count"]))
+            described[name] = row["build"]
+    pinned, faster = summary(runs["pinned"]), summary(runs["other"])
+    return {
+        "pinned": {"build": described["pinned"], **pinned},
+        "other": {"build": described["other"], **faster},
+        "ratio_tokens_per_s": pinned["tokens_per_s"] / faster["tokens_per_s"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--other-build", type=Path, help="a folder holding another llama-cpp-python build (pip --target)")
+    parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "decode.json")
     args = parser.parse_args()
+    if args.raw_worker:
+        raw_worker(args.tokens)
+        return
 
     path = default_gguf_path()
     threads = os.cpu_count() or 1
-    raw = Llama(model_path=str(path), n_ctx=4096, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+    raw, prompt = load_raw()
     ours = LlamaCppBackend(path, n_ctx=4096, n_threads=threads)
     template = ChatTemplate(ours)
-    prompt = template.prompt([ChatMessage("user", QUESTION)], "You are a helpful assistant.")
 
     run_raw(raw, prompt, 16)  # warm both up
     run_ours(ours, template, prompt, 16)
@@ -88,16 +148,6 @@ def main() -> None:
         raw_runs.append(run_raw(raw, prompt, args.tokens))
         our_runs.append(run_ours(ours, template, prompt, args.tokens))
 
-    def summary(runs: list[tuple[float, float, int]]) -> dict:
-        # Decode speed after the first token, so that prefill does not blur it.
-        rates = [(count - 1) / (total - first) for total, first, count in runs]
-        return {
-            "tokens": runs[0][2],
-            "tokens_per_s": statistics.median(rates),
-            "ttft_s": statistics.median(first for _, first, _ in runs),
-            "total_s": statistics.median(total for total, _, _ in runs),
-        }
-
     raw_s, our_s = summary(raw_runs), summary(our_runs)
     result = {
         "benchmark": "decode",
@@ -105,19 +155,26 @@ def main() -> None:
         "prompt_tokens": len(prompt),
         "reps": args.reps,
         "threads": threads,
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine_report(),
         "baseline_llama_cpp_create_completion": raw_s,
         "ours_decode_loop_with_query_unit": our_s,
         "ratio_tokens_per_s": our_s["tokens_per_s"] / raw_s["tokens_per_s"],
         "ratio_ttft": our_s["ttft_s"] / raw_s["ttft_s"],
         "target_ratio": 0.95,
     }
+    if args.other_build:
+        result["builds"] = compare_builds(args.other_build, args.reps, args.tokens)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"tokens generated: baseline {raw_s['tokens']}, ours {our_s['tokens']} (prompt {len(prompt)})")
     print(f"baseline create_completion: {raw_s['tokens_per_s']:.1f} tokens/s, first token {raw_s['ttft_s'] * 1000:.0f} ms")
     print(f"ours (loop + query unit):   {our_s['tokens_per_s']:.1f} tokens/s, first token {our_s['ttft_s'] * 1000:.0f} ms")
     print(f"ratio tokens/s: {result['ratio_tokens_per_s']:.3f} (target >= 0.95); ratio first token: {result['ratio_ttft']:.3f}")
+    if "builds" in result:
+        b = result["builds"]
+        print(f"pinned build: {b['pinned']['tokens_per_s']:.1f} tokens/s ({b['pinned']['build']})")
+        print(f"other build:  {b['other']['tokens_per_s']:.1f} tokens/s ({b['other']['build']})")
+        print(f"ratio pinned/other tokens/s: {b['ratio_tokens_per_s']:.3f}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import get_args
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.machine import machine_report  # noqa: E402
 from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
 from retrieval.document_index import DocumentIndex  # noqa: E402
@@ -33,7 +34,7 @@ def main(limit: int = int(os.environ.get("EVIDENCE_FORMAT_QUESTIONS", "80"))) ->
     template = ChatTemplate(backend)
     embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
     invented = [c for c in cases("train") if c.group == "invented"][:limit]
-    report: dict = {"benchmark": "evidence_format", "questions": len(invented), "styles": {}}
+    report: dict = {"benchmark": "evidence_format", "machine": machine_report(), "questions": len(invented), "styles": {}}
     with tempfile.TemporaryDirectory() as tmp:
         index = build_index(Path(tmp), DocumentIndex(Path(tmp), embedder), MSMARCO, "train")
         unit = AlwaysRetrieveUnit(UnitTools(index, lambda t: len(backend.tokenize(t)), embedder.encode, local=index))

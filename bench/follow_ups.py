@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.machine import machine_report  # noqa: E402
 from query_unit.controls import EVAL_CONTROLS, SELF_DEFINED, TRAIN_CONTROLS  # noqa: E402
 from query_unit.heuristic import HeuristicUnit  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
@@ -102,7 +103,7 @@ def main() -> None:
     template = ChatTemplate(backend)
     embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
     pairs = conversations(args.split)
-    report: dict = {"benchmark": "follow_ups", "split": args.split, "conversations": {g: sum(p[3] == g for p in pairs) for g in GROUPS}}
+    report: dict = {"benchmark": "follow_ups", "machine": machine_report(), "split": args.split, "conversations": {g: sum(p[3] == g for p in pairs) for g in GROUPS}}
     rows: dict[str, list[dict]] = {"baseline": [], "ours": []}
     with tempfile.TemporaryDirectory() as tmp:
         index = build_index(Path(tmp), DocumentIndex(Path(tmp), embedder), MSMARCO, args.split)

@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import schemathesis  # noqa: E402
 
+from bench.machine import machine_report  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.engine import Engine  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -48,6 +49,7 @@ def main() -> None:
     server_errors = sum(n for c in seen.values() for status, n in c.items() if status >= 500)
     report = {
         "benchmark": "fuzz",
+        "machine": machine_report(),
         "examples_per_operation": args.examples,
         "requests": requests,
         "server_errors": server_errors,

@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import httpx  # noqa: E402
 
+from bench.machine import machine_report  # noqa: E402
 from bench.msmarco import load as load_msmarco  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.engine import Engine  # noqa: E402
@@ -105,7 +106,7 @@ async def run_load(url: str, passages: list[dict] | None) -> dict:
 
 def main() -> None:
     corpus, _, _ = load_msmarco()
-    report: dict = {"benchmark": "load", "clients": CLIENTS, "requests_per_client": REQUESTS_PER_CLIENT, "runs": {}}
+    report: dict = {"benchmark": "load", "machine": machine_report(), "clients": CLIENTS, "requests_per_client": REQUESTS_PER_CLIENT, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "embedders").symlink_to(REPO / "index_data" / "embedders")
         settings = Settings(data_dir=Path(tmp), starter_corpus=REPO / "index_data" / "starter", upload_wait_bytes=0, max_upload_files=2000)

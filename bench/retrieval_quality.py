@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.machine import machine_report  # noqa: E402
 from bench.msmarco import load, ndcg_at, recall_at  # noqa: E402
 from retrieval.document_index import DocumentIndex, DocumentInput  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
@@ -76,6 +77,7 @@ def main() -> None:
     low, high = bootstrap_interval([o - b for o, b in zip(per_query["ours"], per_query[best_name])])
     report = {
         "benchmark": "retrieval_quality",
+        "machine": machine_report(),
         "dataset": "msmarco subset (5,000 passages, %d judged queries)" % len(queries),
         "index_seconds": index_seconds,
         "chunks": stats["chunks"],

@@ -21,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
+from bench.machine import machine_report  # noqa: E402
 from bench.msmarco import load  # noqa: E402
 from retrieval.document_index import DocumentIndex, DocumentInput  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
@@ -49,7 +50,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     corpus, queries, _ = load()
     embedder = Embedder(cache_root=CACHE)
-    report: dict = {"benchmark": "search", "threads": os.cpu_count(), "sizes": {}}
+    report: dict = {"benchmark": "search", "machine": machine_report(), "threads": os.cpu_count(), "sizes": {}}
 
     with tempfile.TemporaryDirectory() as tmp:
         index = DocumentIndex(Path(tmp), embedder)
