@@ -18,6 +18,13 @@ from service.generator.evidence_block import DEFAULT_STYLE, EvidenceStyle
 from service.generator.events import DoneEvent, EvidenceEvent, PauseEvent, ResumeEvent, TokenEvent
 
 DATA = Path(__file__).resolve().parent.parent / "query_unit" / "data"
+# Real Wikipedia paragraphs with crowd-written questions, beside the checkout (../shared/data).
+SQUAD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "squad-dev"
+# Designs are chosen on two articles; the third is reported as text nothing here was tuned on.
+SQUAD_SPLITS: dict[str, tuple[str, ...]] = {
+    "tune": ("Normans", "Computational_complexity_theory"),
+    "held_out": ("Southern_California",),
+}
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -29,7 +36,7 @@ def read_jsonl(path: Path) -> list[dict]:
 class Case:
     question: str
     answer: str  # alternatives separated by "|"
-    group: str  # invented | known | self_defined
+    group: str  # invented | known | self_defined | squad
 
 
 @dataclass
@@ -60,10 +67,32 @@ def cases(split: str) -> list[Case]:
     return out
 
 
-def build_index(data_dir: Path, index: DocumentIndex, msmarco_corpus: Path | None, split: str) -> DocumentIndex:
-    """The split's invented documents mixed into the MS MARCO passages: retrieval must find
-    them among thousands."""
-    docs = [DocumentInput(d["text"], d["title"], f"invented:{d['id']}", d["id"]) for d in invented_documents(split)]
+def squad_cases(split: str) -> list[Case]:
+    """SQuAD v1.1 dev questions of the split's articles; any gold span in the answer counts."""
+    articles = SQUAD_SPLITS[split]
+    return [
+        Case(q["q"], "|".join(q["answers"]), "squad")
+        for q in read_jsonl(SQUAD / "questions.jsonl")
+        if q["doc"].split("#")[0] in articles
+    ]
+
+
+def squad_documents() -> list[DocumentInput]:
+    """All 126 paragraphs (every split's), titled by their article, as a JSON upload gives them."""
+    return [DocumentInput(d["text"], d["title"], f"squad:{d['id']}", d["id"]) for d in read_jsonl(SQUAD / "docs.jsonl")]
+
+
+def build_index(
+    data_dir: Path, index: DocumentIndex, msmarco_corpus: Path | None, split: str | tuple[str, ...], squad: bool = False
+) -> DocumentIndex:
+    """The split's invented documents (and SQuAD's paragraphs) mixed into the MS MARCO
+    passages: retrieval must find them among thousands."""
+    splits = (split,) if isinstance(split, str) else split
+    docs = [
+        DocumentInput(d["text"], d["title"], f"invented:{d['id']}", d["id"]) for s in splits for d in invented_documents(s)
+    ]
+    if squad:
+        docs += squad_documents()
     if msmarco_corpus is not None and msmarco_corpus.exists():
         docs += [DocumentInput(p["text"], p.get("title", ""), f"msmarco:{p['_id']}", p["_id"]) for p in read_jsonl(msmarco_corpus)]
     index.add_documents(docs)
