@@ -75,6 +75,8 @@ if [ -n "$TARGET" ]; then
     CHECK_PATH=$(cd "$TARGET" && pwd)
 else
     "$PY" -m pip install --no-deps --force-reinstall "$DIR"/llama_cpp_python-*.whl
+    # Then its dependencies (numpy, diskcache, jinja2, …): the check below imports the package.
+    "$PY" -m pip install "$DIR"/llama_cpp_python-*.whl
 fi
 
 if [ "$BASELINE" != default ]; then
