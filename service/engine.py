@@ -98,6 +98,11 @@ class Engine:
         # The learned unit reads hidden states when its weights were trained on them.
         hidden = settings.query_unit == "learned" and LearnedWeights.load().uses_hidden_states
         backend = load_backend(settings, hidden_states=hidden)
+        if backend.name == "llama_cpp":
+            from service.generator import llama_build
+
+            # A machine-specific build answers differently from other machines: say so.
+            (log.info if llama_build.baseline() else log.warning)("%s", llama_build.describe())
         remote = remote_generator(settings)
         # Remote answers take slots too: each slot's local model scores its questions.
         more_slots = [load_backend(settings, hidden_states=hidden) for _ in range(settings.generation_slots - 1)]

@@ -49,7 +49,11 @@ class Settings(BaseSettings):
     )
     default_max_tokens: int = Field(default=512, ge=1, description="Answer length when a request names none.")
     max_tokens_limit: int = Field(default=2048, ge=1, description="The most tokens one answer may ask for (400 above).")
-    system_prompt: str = "You are a helpful assistant. Answer briefly and factually."
+    system_prompt: str = Field(
+        default="You are a helpful assistant. Answer briefly and factually.",
+        description="Sent when a request has no system message ('' for none); the best of six candidates "
+        "on held-out questions (bench/system_prompt.py).",
+    )
 
     # Query unit.
     query_unit: Literal["heuristic", "learned"] = Field(
@@ -68,7 +72,9 @@ class Settings(BaseSettings):
         default=None, description="sentence-transformers model; default: all-MiniLM-L6-v2 from its package."
     )
     embedder_engine: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="onnx-int8", description="onnx-int8 ingests ~2.6x faster than torch encodes (cosine agreement 0.994; bench/indexing.py)."
+        default="onnx-int8",
+        description="onnx-int8 ingests fastest on every CPU measured (1.1x to 2.65x sentence-transformers; bench/indexing.py), "
+        "but its vectors depend on the CPU's int8 kernels; onnx (float32) gives the same vectors everywhere.",
     )
     hnsw_threshold: int = Field(default=50_000, description="Switch from exact to HNSW search above this many chunks.")
 
