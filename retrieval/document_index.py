@@ -19,7 +19,7 @@ import numpy as np
 from retrieval.chunking import Chunk, chunk_text
 from retrieval.embedder import Embedder
 from retrieval.faiss_index import VectorIndex
-from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.fusion import DENSE_WEIGHT, score_fusion
 from retrieval.lexical import LexicalIndex
 from retrieval.parsing import SUPPORTED, parse_document
 from retrieval.store import DocumentRecord, DocumentWrite, NewChunk, Store
@@ -58,14 +58,13 @@ class DocumentIndex:
         embedder: Embedder,
         hnsw_threshold: int = 50_000,
         chunk_words: int = 150,
-        lexical_weight: float = 0.5,
+        dense_weight: float = DENSE_WEIGHT,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.embedder = embedder
         self.chunk_words = chunk_words
-        # Dense counts double in the fusion: on MS MARCO, BM25 alone trails dense by 0.08 nDCG@10
-        # and equal weights fused below dense alone (bench/retrieval_quality.py).
-        self.lexical_weight = lexical_weight
+        # The dense share of the fused score (retrieval/fusion.py says how it was chosen).
+        self.dense_weight = dense_weight
         self.store = Store(self.data_dir / "index.sqlite3")
         self._vector_path = self.data_dir / "vectors.faiss"
         self._hnsw_threshold = hnsw_threshold
@@ -276,7 +275,7 @@ class DocumentIndex:
             self._refresh_lexical()
             lexical = self._lexical.search(query, depth)
         if mode == "hybrid":
-            ranked = reciprocal_rank_fusion([dense, lexical], weights=[1.0, self.lexical_weight])[:k]
+            ranked = score_fusion([dense, lexical], weights=[self.dense_weight, 1.0 - self.dense_weight])[:k]
         else:
             ranked = (dense or lexical)[:k]
         return self._passages(ranked, query_vector[0])
