@@ -45,17 +45,55 @@ def media_type_for(filename: str | None, declared: str | None = None) -> str:
 
 def parse_document(data: bytes, filename: str | None = None, media_type: str | None = None) -> ParsedDocument:
     kind = media_type_for(filename, media_type)
-    fallback_title = Path(filename).stem if filename else ""
+    stem = Path(filename).stem if filename else ""
     if kind == "application/pdf":
-        return _pdf(data, fallback_title)
+        return _pdf(data, stem)
     text = _decode(data)
     if kind == "text/html":
-        return _html(text, fallback_title)
+        return _html(text, stem)
     if kind == "text/markdown":
         heading = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", text, re.MULTILINE)
-        return ParsedDocument(heading.group(1) if heading else fallback_title, _tidy(text), kind)
+        tidy = _tidy(text)
+        return ParsedDocument(heading.group(1) if heading else title_from_text(tidy, stem), tidy, kind)
+    tidy = _tidy(text)
+    return ParsedDocument(title_from_text(tidy, stem), tidy, kind)
+
+
+def title_from_text(text: str, file_stem: str = "") -> str:
+    """A document's title when its format carries none: a first line that reads as a heading,
+    else a file name that reads as words, else the first sentence's start.
+
+    The title is part of every chunk's meaning (the reader embeds sentences with it, answers
+    cite it): a file named "d03" whose first line says "Harrowgate Footbridge" must be stored
+    as the footbridge, not as d03.
+    """
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return ParsedDocument(fallback_title or first[:80], _tidy(text), kind)
+    if _reads_as_heading(first):
+        return first.strip("#* ").strip()
+    if _reads_as_words(file_stem):
+        return file_stem
+    sentence = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0]
+    return sentence if len(sentence) <= 80 else sentence[:80].rsplit(" ", 1)[0] + " …"
+
+
+def _reads_as_heading(line: str) -> bool:
+    """Short, and not a sentence: no closing punctuation, a few words, a capital to start."""
+    words = line.split()
+    return (
+        0 < len(words) <= 12
+        and len(line) <= 100
+        and line[-1] not in ".,;:!?"
+        and any(ch.isalpha() for ch in line)
+        and (line[0].isupper() or line[0].isdigit() or line[0] in "#*")
+    )
+
+
+def _reads_as_words(stem: str) -> bool:
+    """A file name made of words ("harbour-notes"), not an identifier ("d03", "scan_0001")."""
+    words = [w for w in re.split(r"[\W_]+", stem) if w]
+    letters = sum(ch.isalpha() for ch in stem)
+    digits = sum(ch.isdigit() for ch in stem)
+    return letters >= 2 * digits and any(len(w) >= 4 and w.isalpha() and re.search(r"[aeiouy]", w.lower()) for w in words)
 
 
 def _decode(data: bytes) -> str:
@@ -91,7 +129,8 @@ def _html(markup: str, fallback_title: str) -> ParsedDocument:
         if text:
             blocks.append(text)
     body = "\n\n".join(blocks) if blocks else root.get_text("\n", strip=True)
-    return ParsedDocument(title or (heading.get_text(" ", strip=True) if heading else fallback_title), _tidy(body), "text/html")
+    body = _tidy(body)
+    return ParsedDocument(title or (heading.get_text(" ", strip=True) if heading else title_from_text(body, fallback_title)), body, "text/html")
 
 
 def _pdf(data: bytes, fallback_title: str) -> ParsedDocument:
@@ -101,7 +140,8 @@ def _pdf(data: bytes, fallback_title: str) -> ParsedDocument:
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata else None) or fallback_title
+        title = reader.metadata.title if reader.metadata else None
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise UnsupportedDocument(f"unreadable PDF: {exc}") from exc
-    return ParsedDocument(str(title), _tidy("\n\n".join(pages)), "application/pdf")
+    text = _tidy("\n\n".join(pages))
+    return ParsedDocument(str(title).strip() if title and str(title).strip() else title_from_text(text, fallback_title), text, "application/pdf")

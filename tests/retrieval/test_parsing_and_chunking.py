@@ -16,6 +16,27 @@ def test_plain_text_and_markdown() -> None:
     assert md.title == "Tidal Station" and "It counts eels." in md.text
 
 
+@pytest.mark.parametrize(
+    "text, name, title",
+    [
+        # A first line that reads as a heading is the title, whatever the file is called.
+        ("Harrowgate Footbridge\n\nIt was designed by engineer Ola Brenn.", "d03.txt", "Harrowgate Footbridge"),
+        ("# Moss tea\nIt is brewed cold.", "x1.txt", "Moss tea"),
+        # A first line that is a sentence: a file name made of words, else the sentence's start.
+        ("The harbour opened in 1862. It has two piers.", "harbour-history.txt", "harbour-history"),
+        ("The harbour opened in 1862. It has two piers.", "d03.txt", "The harbour opened in 1862."),
+        ("Intro paragraph, no heading here.\n\nMore text.", "scan_0001.md", "Intro paragraph, no heading here."),
+    ],
+)
+def test_a_file_without_a_title_is_named_by_its_text(text: str, name: str, title: str) -> None:
+    assert parse_document(text.encode(), name).title == title
+
+
+def test_a_pdf_without_a_title_is_named_by_its_first_line() -> None:
+    doc = parse_document(tiny_pdf(["Drovik Accord", "It was signed in 1873."], title=""), "p7.pdf")
+    assert doc.title == "Drovik Accord"
+
+
 def test_html_keeps_the_main_text_only() -> None:
     html = b"""<html><head><title>Velnorian harp</title><style>p{color:red}</style></head>
     <body><nav><a href="/">Home</a> | <a href="/shop">Shop</a></nav>

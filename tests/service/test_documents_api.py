@@ -64,6 +64,7 @@ def test_json_document_round_trip_and_chat_cites_it(base_url) -> None:
 def test_multipart_files_of_every_kind(base_url) -> None:
     files = [
         ("files", ("notes.txt", b"The Corvane bell rings at dawn in Tessaly.", "text/plain")),
+        ("files", ("d03.txt", b"Harrowgate Footbridge\n\nIt was designed by engineer Ola Brenn.", "text/plain")),
         ("files", ("guide.md", b"# Moss tea\n\nMoss tea is brewed in Quellin.", "text/markdown")),
         ("files", ("page.html", b"<html><title>Salt road</title><body><nav>Home</nav><p>The salt road ends in Peroth.</p></body></html>", "text/html")),
         ("files", ("accord.pdf", tiny_pdf(["The Drovik Accord was signed in 1873."]), "application/pdf")),
@@ -75,6 +76,8 @@ def test_multipart_files_of_every_kind(base_url) -> None:
     assert [results[n]["status"] for n in ("notes.txt", "guide.md", "page.html", "accord.pdf")] == ["added"] * 4
     assert results["broken.pdf"]["status"] == "failed" and results["broken.pdf"]["error"]
     assert results["guide.md"]["title"] == "Moss tea" and results["page.html"]["title"] == "Salt road"
+    # A .txt file named like an identifier is stored under the heading its text starts with.
+    assert results["d03.txt"]["title"] == "Harrowgate Footbridge"
     text = httpx.get(base_url + f"/v1/documents/{results['page.html']['id']}").json()["text"]
     assert "Peroth" in text and "Home" not in text
     assert "1873" in httpx.get(base_url + f"/v1/documents/{results['accord.pdf']['id']}").json()["text"]
