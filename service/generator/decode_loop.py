@@ -63,6 +63,10 @@ def generate(
     stops = _StopMatcher(params.stop)
 
     segment_start = len(backend.tokens)  # where the current stretch of answer begins in the cache
+    header = template.assistant_start()
+    # Where the assistant header before the answer starts: evidence found before the first
+    # answer token goes there, right after the question (nothing before it is recomputed).
+    header_at = segment_start - len(header) if list(backend.tokens[segment_start - len(header) : segment_start]) == header else None
     segment: list[int] = []  # answer tokens since the last evidence block
     committed = ""  # answer text from before the last evidence block
     completion_tokens = searches = 0
@@ -84,18 +88,25 @@ def generate(
             yield PauseEvent(reason=pause.reason, query=pause.query, retracted=retracted, kept_tokens=pause.keep_tokens)
             evidence = monitor.gather(pause)
             kept = segment[: pause.keep_tokens]
-            block = evidence_block(template, evidence, draft_kept=bool(kept), style=params.evidence_style) if evidence.ok else []
-            if block and segment_start + len(kept) + len(block) + ROOM_AFTER_EVIDENCE > backend.n_ctx:
+            after_question = header_at is not None and not committed and not kept and segment_start == header_at + len(header)
+            at = header_at if after_question else segment_start + len(kept)
+            block = (
+                evidence_block(template, evidence, draft_kept=bool(kept), style=params.evidence_style, after_question=after_question)
+                if evidence.ok
+                else []
+            )
+            if block and at + len(block) + ROOM_AFTER_EVIDENCE > backend.n_ctx:
                 # What it found does not fit in the context: go on without it, and say so.
                 evidence = replace(evidence, passages=(), error="no room left in the context window for what it found")
             yield EvidenceEvent(query=evidence.query, passages=evidence.passages, error=evidence.error)
             if evidence.ok:
-                backend.rollback(segment_start + len(kept))
+                backend.rollback(at)
                 backend.append(block)
                 committed = join_text(committed, _decode(backend, kept))
                 completion_tokens -= len(segment) - len(kept)
                 sources.extend(p for p in evidence.passages if p not in sources)
                 segment, segment_start = [], len(backend.tokens)
+                header_at = segment_start - len(header)
                 decoder.reset()
                 stops.reset()
                 monitor.resumed(len(kept))

@@ -13,13 +13,22 @@ from typing import Literal
 from query_unit.types import Evidence
 from service.generator.chat_template import ChatTemplate
 
-EvidenceStyle = Literal["numbered_results", "context_then_question", "facts_then_question"]
+EvidenceStyle = Literal[
+    "passages_then_question",
+    "titled_passages_then_question",
+    "numbered_results",
+    "context_then_question",
+    "facts_then_question",
+]
 DEFAULT_STYLE: EvidenceStyle = "numbered_results"
 
 
 def evidence_text(evidence: Evidence, style: EvidenceStyle = DEFAULT_STYLE, draft_kept: bool = False) -> str:
-    # Titles stay out: the model copies them verbatim; they reach the user as citations.
     question = evidence.question or evidence.query
+    if style == "passages_then_question":
+        return "\n\n".join([*(p.text for p in evidence.passages), question])
+    if style == "titled_passages_then_question":
+        return "\n\n".join([*(f"{p.title}: {p.text}" if p.title else p.text for p in evidence.passages), question])
     if style == "numbered_results":
         lines = [f'Search results for "{evidence.query}":']
         lines += [f"[{n}] {p.text}" for n, p in enumerate(evidence.passages, start=1)]
@@ -32,13 +41,17 @@ def evidence_text(evidence: Evidence, style: EvidenceStyle = DEFAULT_STYLE, draf
 
 
 def evidence_block(
-    template: ChatTemplate, evidence: Evidence, draft_kept: bool, style: EvidenceStyle = DEFAULT_STYLE
+    template: ChatTemplate,
+    evidence: Evidence,
+    draft_kept: bool,
+    style: EvidenceStyle = DEFAULT_STYLE,
+    after_question: bool = False,
 ) -> list[int]:
-    """Tokens that close the draft, show the evidence as a user message and reopen the answer.
+    """Tokens that show the evidence as a user message and open a new answer.
+
+    `after_question`: nothing was answered yet, so the block follows the question's message
+    directly (the assistant header is rewritten after it); otherwise it first closes the draft.
     A retry restates the question right after the facts, whatever the style."""
     text = evidence_text(evidence, "facts_then_question" if evidence.retry else style, draft_kept)
-    return [
-        *template.close_assistant(),
-        *template.message("user", text),
-        *template.assistant_start(),
-    ]
+    close = [] if after_question else template.close_assistant()
+    return [*close, *template.message("user", text), *template.assistant_start()]

@@ -176,10 +176,22 @@ def test_seeded_sampling_is_reproducible(llama_backend, starter_index) -> None:
 
 
 def test_the_gate_searches_before_the_first_token(backend, starter_index) -> None:
-    _, events = run(backend, starter_index, "When was the Drovik Accord signed?", gate=True, max_tokens=60)
+    prompt, events = run(backend, starter_index, "When was the Drovik Accord signed?", gate=True, max_tokens=60)
     assert isinstance(events[0], PauseEvent) and "unfamiliar" in events[0].reason
     assert events[0].retracted == ""
     assert "1873" in events[-1].text
+    # Nothing was answered yet: the evidence follows the question's message directly, as a
+    # second user message (no empty assistant turn between), and only the assistant header
+    # after the question is evaluated again.
+    template = ChatTemplate(backend)
+    header = template.assistant_start()
+    question_end = len(prompt) - len(header)
+    assert backend.tokens[:question_end] == prompt[:question_end]
+    opening = [template.start, *backend.tokenize("user\n")]
+    assert backend.tokens[question_end : question_end + len(opening)] == opening
+    evidence = sum(e.evidence_tokens for e in events if isinstance(e, ResumeEvent))
+    answer = sum(isinstance(e, TokenEvent) for e in events)
+    assert events[-1].evaluated_tokens == len(prompt) + evidence + answer
 
 
 def test_a_word_the_prompt_defines_does_not_search(llama_backend, starter_index) -> None:
