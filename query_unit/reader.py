@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from query_unit.content_words import REFERRING_WORDS
 from retrieval.chunking import sentence_spans
 from retrieval.types import Passage
 
@@ -27,6 +28,12 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
+def _points_back(sentence: str) -> bool:
+    """The sentence opens with a word that needs the one before it ("It", "They", "This …")."""
+    first = re.match(r"[A-Za-z]+", sentence)
+    return bool(first) and first.group(0).lower() in REFERRING_WORDS
+
+
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 3}
 
@@ -38,9 +45,13 @@ def read(
     count_tokens: Callable[[str], int],
     budget: int,
     margin: float = 0.15,
+    with_antecedent: bool = True,
 ) -> list[Passage]:
     """The best sentences across passages within `budget` tokens, grouped back by passage in
-    their original order; a passage keeps its source, title and scores."""
+    their original order; a passage keeps its source, title and scores.
+
+    With `with_antecedent`, a kept sentence that opens by pointing back ("It was designed by
+    …", "They settled …") brings the sentence before it: without it, "it" names nothing."""
     pieces = [(n, i, s) for n, p in enumerate(passages) for i, s in enumerate(_sentences(p.text))]
     if not pieces:
         return []
@@ -57,18 +68,29 @@ def read(
     chosen: list[int] = []
     used = 0
     best = float(score.max())
+    position = {(n, i): k for k, (n, i, _) in enumerate(pieces)}
     for k in np.argsort(-score):
         if chosen and score[k] < best - margin:
             break  # far below the best sentence: a distractor more than an answer
-        cost = count_tokens(pieces[k][2])
+        if k in chosen:
+            continue  # already brought in as another sentence's antecedent
+        group = [int(k)]
+        n, i, sentence = pieces[k]
+        before = position.get((n, i - 1))
+        if with_antecedent and before is not None and before not in chosen and _points_back(sentence):
+            group.insert(0, before)
+        cost = sum(count_tokens(pieces[g][2]) for g in group)
+        if used + cost > budget and len(group) > 1 and chosen:
+            group, cost = group[1:], count_tokens(sentence)  # no room for both: the sentence alone
         if used + cost > budget:
             if chosen:
                 continue  # a shorter sentence further down may still fit
             # Even the best sentence is over budget: keep it cut to its first words.
-            words = pieces[k][2].split()
+            group, cost = [int(k)], count_tokens(sentence)
+            words = sentence.split()
             keep = max(1, int(len(words) * budget / max(cost, 1)))
-            pieces[k] = (pieces[k][0], pieces[k][1], " ".join(words[:keep]) + " …")
-        chosen.append(int(k))
+            pieces[k] = (n, i, " ".join(words[:keep]) + " …")
+        chosen.extend(group)
         used += min(cost, budget)
     by_passage: dict[int, list[tuple[int, str]]] = {}
     for k in chosen:

@@ -24,6 +24,8 @@ from retrieval.types import Passage
 class TurnConfig:
     max_searches: int = 3
     evidence_token_budget: int = 120
+    # The reader keeps sentences scoring within this much of the best one.
+    reader_margin: float = 0.15
     passages_per_search: int = 4
     # Local passages less similar than this to the query are not evidence of anything.
     min_passage_score: float = 0.35
@@ -98,10 +100,11 @@ class Turn:
         if local is None:
             return 0.0
         try:
-            found = local.search(self.subject, 1)
+            found = local.search(self.subject, 5)
         except Exception:  # a feature, not an answer: a broken index reads as "nothing close"
             return 0.0
-        return similarity(found[0]) if found else 0.0
+        # The closest passage by meaning, wherever the fused ranking put it.
+        return max((similarity(p) for p in found), default=0.0)
 
     def observe(self, step: TokenStep) -> Pause | None:
         content = is_content_piece(step.text)
@@ -154,7 +157,9 @@ class Turn:
             # Sentences are chosen for what is asked now: in a follow-up, the earlier question
             # found the passages, and its sentences would crowd out the answer.
             focus = pause.query.replace(self.subject, self.question.strip(), 1)
-            kept = read(focus, fresh, self.tools.embed, self.tools.count_tokens, self.config.evidence_token_budget)
+            kept = read(
+                focus, fresh, self.tools.embed, self.tools.count_tokens, self.config.evidence_token_budget, self.config.reader_margin
+            )
         else:
             kept = self._within_budget(fresh)
         if not kept and self.given and not self.retried:
