@@ -133,6 +133,22 @@ def test_gate_searches_for_surprising_names_but_not_for_defined_words(index) -> 
     assert heuristic.begin_turn("What is the capital of France?").before_generation(known) is None
 
 
+def test_gate_searches_for_a_detail_the_index_holds_though_no_word_surprises(index) -> None:
+    heuristic = unit(index)
+    # Every word familiar to the model, as a detail of a well-known subject reads; the starter
+    # index holds the document that answers it (cosine 0.77).
+    familiar = signals([("When", 3.0), (" was", 1.0), (" the", 1.0), (" D", 5.0), ("rovik", 4.0), (" Accord", 6.0), (" signed", 3.0), ("?", 0.2)])
+    pause = heuristic.begin_turn("When was the Drovik Accord signed?").before_generation(familiar)
+    assert pause is not None and "close match" in pause.reason
+    # A fair match (0.47) needs an unusual word beside it; alone it is not enough.
+    plain = [("When", 3.0), (" was", 1.0), (" the", 1.0), (" treaty", 6.0), (" that", 1.0), (" fixed", 5.0), (" the", 0.5),
+             (" price", 4.0), (" of", 0.2), (" salt", 7.0), (" signed", 3.0), ("?", 0.2)]
+    question = "When was the treaty that fixed the price of salt signed?"
+    assert heuristic.begin_turn(question).before_generation(signals(plain)) is None
+    unusual = [(w, 12.0 if w == " salt" else s) for w, s in plain]
+    assert "unusual word" in heuristic.begin_turn(question).before_generation(signals(unusual)).reason
+
+
 def test_learned_unit_loads_its_committed_weights_and_its_knob_is_a_rate(index) -> None:
     from query_unit.learned import LearnedUnit, LearnedWeights
 
