@@ -59,7 +59,7 @@ class Embedder:
         pooling = _read_json(folder / "1_Pooling" / "config.json")
         self._cls_pooling = bool(pooling.get("pooling_mode_cls_token"))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
+        options.intra_op_num_threads = len(os.sched_getaffinity(0)) or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle worker threads sleep instead of spinning: beside llama.cpp on the same cores,
         # spinning threads stall the generator (measured in bench/load.py).

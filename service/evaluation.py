@@ -4,10 +4,12 @@ answer-quality benchmark and the learned unit's training command."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from query_unit.content_words import FUNCTION_WORDS
 from query_unit.controls import EVAL_CONTROLS, SELF_DEFINED, TRAIN_CONTROLS
 from query_unit.protocol import QueryUnit
 from retrieval.document_index import DocumentIndex, DocumentInput
@@ -16,6 +18,7 @@ from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate
 from service.generator.evidence_block import DEFAULT_STYLE, EvidenceStyle
 from service.generator.events import DoneEvent, EvidenceEvent, PauseEvent, ResumeEvent, TokenEvent
+from retrieval.chunking import sentence_spans
 
 DATA = Path(__file__).resolve().parent.parent / "query_unit" / "data"
 # Real Wikipedia paragraphs with crowd-written questions, beside the checkout (../shared/data).
@@ -48,11 +51,44 @@ class Outcome:
     pause_seconds: list[float] = field(default_factory=list)
     evidence_has_answer: bool = False
     seconds: float = 0.0
+    evidence: list[str] = field(default_factory=list)  # what the reader kept, passage by passage
+
+    def faults(self) -> set[str]:
+        """What went wrong in a wrong answer (see answer_faults)."""
+        return set() if self.correct else answer_faults(self.text, self.case.question, self.evidence)
 
 
 def is_correct(text: str, gold: str) -> bool:
     lowered = text.lower()
     return any(option.lower() in lowered for option in gold.split("|"))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def _first_sentence(text: str) -> str:
+    spans = sentence_spans(text)
+    return text[spans[0][0] : spans[0][1]] if spans else text
+
+
+def answer_faults(text: str, question: str, evidence: list[str]) -> set[str]:
+    """The three ways a small model fails with evidence in front of it, as measured faults:
+    - "echo": the answer's first sentence restates the question (4/5 of its words are the question's);
+    - "evidence_copy": it restates the first sentence of the evidence instead of answering;
+    - "other_language": fewer than one word in ten is a common English word (French, Russian, …)."""
+    faults = set()
+    first = _words(_first_sentence(text))
+    if len(first) >= 3 and sum(w in set(_words(question)) for w in first) >= 0.8 * len(first):
+        faults.add("echo")
+    if evidence and len(first) >= 3:
+        lead = set(_words(_first_sentence(evidence[0])))
+        if sum(w in lead for w in first) >= 0.8 * len(first):
+            faults.add("evidence_copy")
+    words = _words(text)
+    if len(words) >= 6 and sum(w in FUNCTION_WORDS for w in words) < 0.1 * len(words):
+        faults.add("other_language")
+    return faults
 
 
 def invented_documents(split: str) -> list[dict]:
@@ -116,12 +152,14 @@ def run_case(
     paused_at = None
     pauses: list[float] = []
     evidence_has_answer = False
+    evidence: list[str] = []
     done: DoneEvent | None = None
     for event in generate(backend, template, prompt, monitor, GenerationParams(max_tokens=max_tokens, evidence_style=evidence_style), question_span=span):
         if isinstance(event, PauseEvent):
             paused_at = time.perf_counter()
         elif isinstance(event, EvidenceEvent):
             evidence_has_answer |= any(is_correct(p.text, case.answer) for p in event.passages)
+            evidence += [p.text for p in event.passages]
         elif isinstance(event, (ResumeEvent, TokenEvent)) and paused_at is not None:
             pauses.append(time.perf_counter() - paused_at)  # search, reading and evidence prefill
             paused_at = None
@@ -129,5 +167,5 @@ def run_case(
             done = event
     assert done is not None
     return Outcome(
-        case, done.text, is_correct(done.text, case.answer), done.searches, pauses, evidence_has_answer, time.perf_counter() - start
+        case, done.text, is_correct(done.text, case.answer), done.searches, pauses, evidence_has_answer, time.perf_counter() - start, evidence
     )

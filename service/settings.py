@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from query_unit.turn import TurnConfig
+
 
 class Settings(BaseSettings):
     """Read from `RAGPAUSE_*` environment variables (or a `.env` file); defaults run offline."""
@@ -64,7 +66,11 @@ class Settings(BaseSettings):
     )
     max_searches_per_turn: int = 3
     pause_prob_threshold: float = 0.05
-    evidence_token_budget: int = 120
+    evidence_token_budget: int = Field(
+        default=TurnConfig().evidence_token_budget,
+        ge=16,
+        description="Evidence tokens added per pause; more found more answers but lowered accuracy on SQuAD (bench/answer_quality.py).",
+    )
     starter_corpus: Path | None = Field(
         default=None, description="Folder of .md/.txt files indexed at start; default: index_data/starter."
     )

@@ -19,7 +19,9 @@ class LlamaCppBackend(Backend):
         import llama_cpp
 
         super().__init__(n_ctx)
-        threads = n_threads or os.cpu_count() or 1
+        # The cores this process may run on (a container's or taskset's share), not the
+        # machine's: one llama.cpp thread too many waits at every barrier for a core.
+        threads = n_threads or len(os.sched_getaffinity(0)) or 1
         self._lib = llama_cpp
         self.llm = llama_cpp.Llama(
             model_path=str(model_path),
