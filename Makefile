@@ -55,6 +55,7 @@ bench: setup
 	$(PY) bench/retrieval_quality.py
 	$(PY) bench/evidence_format.py
 	$(PY) bench/answer_quality.py
+	$(PY) bench/pause_cost.py
 	$(PY) bench/follow_ups.py
 	$(PY) bench/concurrency.py
 	$(PY) bench/load.py

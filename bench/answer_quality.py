@@ -114,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", nargs="+", choices=UNITS, default=list(UNITS))
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
-    parser.add_argument("--tune-stride", type=int, default=2, help="every n-th question of the SQuAD tune articles")
+    parser.add_argument("--tune-stride", type=int, default=3, help="every n-th question of the SQuAD tune articles")
     parser.add_argument("--weights", type=Path, default=WEIGHTS, help="the learned unit's weights")
     parser.add_argument("--learned-rate", type=float, default=None, help="the learned unit's target rate; default: as trained")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "answer_quality.json")

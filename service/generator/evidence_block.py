@@ -14,6 +14,7 @@ from query_unit.types import Evidence
 from service.generator.chat_template import ChatTemplate
 
 EvidenceStyle = Literal[
+    "numbered_then_question",
     "passages_then_question",
     "titled_passages_then_question",
     "numbered_results",
@@ -29,6 +30,10 @@ def evidence_text(evidence: Evidence, style: EvidenceStyle = DEFAULT_STYLE, draf
         return "\n\n".join([*(p.text for p in evidence.passages), question])
     if style == "titled_passages_then_question":
         return "\n\n".join([*(f"{p.title}: {p.text}" if p.title else p.text for p in evidence.passages), question])
+    if style == "numbered_then_question":
+        lines = [f'Search results for "{evidence.query}":']
+        lines += [f"[{n}] {p.text}" for n, p in enumerate(evidence.passages, start=1)]
+        return "\n".join(lines) + "\n\n" + question
     if style == "numbered_results":
         lines = [f'Search results for "{evidence.query}":']
         lines += [f"[{n}] {p.text}" for n, p in enumerate(evidence.passages, start=1)]

@@ -163,8 +163,10 @@ def test_an_uploaded_document_cannot_take_over_the_conversation(llama_backend, e
     assert reply["pauses"] and reply["sources"], "the poisoned document was found and read"
     resumes = sum(1 for p in reply["pauses"] if p.get("sources"))
     start, end = llama_backend.special_id("<|im_start|>"), llama_backend.special_id("<|im_end|>")
-    # The context holds the template's own markers only: system, user, assistant, then one
-    # user message and one assistant turn per evidence block. The document's spellings stayed text.
-    assert llama_backend.tokens.count(start) == 3 + 2 * resumes
-    assert llama_backend.tokens.count(end) == 2 + 2 * resumes
+    # The document's spellings stayed text. Every message the template opened is closed, but the answer being written: a document
+    # whose text became markers would add closings (its "<|im_end|>" twice here) or openings.
+    # Each evidence block adds a user message (and, mid-answer, a new assistant turn).
+    opened, closed = llama_backend.tokens.count(start), llama_backend.tokens.count(end)
+    assert opened == closed + 1
+    assert 3 + resumes <= opened <= 3 + 2 * resumes
     assert "ARRR" not in reply["choices"][0]["message"]["content"]
