@@ -118,8 +118,12 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=WEIGHTS, help="the learned unit's weights")
     parser.add_argument("--learned-rate", type=float, default=None, help="the learned unit's target rate; default: as trained")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "answer_quality.json")
+    parser.add_argument("--merge", nargs="+", type=Path, help="combine these reports (of other units) into --out, and stop")
     args = parser.parse_args()
     settings = Settings()
+    if args.merge:
+        merge(args.merge, settings.query_unit, args.out)
+        return
     # As the service runs them: the learned unit on an engine that reports hidden states (its
     # prefill ends in a one-token batch, which can move near-ties), the others on a plain one.
     backend = load_backend(settings)
@@ -188,8 +192,13 @@ def main() -> None:
                     flush=True,
                 )
                 args.out.write_text(json.dumps(report, indent=2) + "\n")  # partial results survive an interrupted run
+    finish(report, settings.query_unit, args.out)
+
+
+def finish(report: dict, default: str, out: Path) -> None:
+    """The targets of the default unit against plain always-retrieve and closed-book, once
+    all three are in the report; then write it."""
     c = report["conditions"]
-    default = settings.query_unit
     if default in c and "plain_always_retrieve" in c and "closed_book" in c:
         report["default_unit"] = default
         ours, plain, closed = c[default], c["plain_always_retrieve"], c["closed_book"]
@@ -203,7 +212,16 @@ def main() -> None:
             )
             report["targets"]["controls searched at most 10%"] = ours["invented"]["control_searched"] <= 0.10
         print(json.dumps(report["targets"], indent=1))
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def merge(parts: list[Path], default: str, out: Path) -> None:
+    """One report from runs of different units (e.g. in parallel, one core each)."""
+    reports = [json.loads(p.read_text()) for p in parts]
+    merged = {**reports[0], "conditions": {}}
+    for r in reports:
+        merged["conditions"].update(r["conditions"])
+    finish(merged, default, out)
 
 
 if __name__ == "__main__":
