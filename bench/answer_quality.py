@@ -216,11 +216,13 @@ def finish(report: dict, default: str, out: Path) -> None:
 
 
 def merge(parts: list[Path], default: str, out: Path) -> None:
-    """One report from runs of different units (e.g. in parallel, one core each)."""
+    """One report from runs of different units or sets (e.g. in parallel, one core each)."""
     reports = [json.loads(p.read_text()) for p in parts]
-    merged = {**reports[0], "conditions": {}}
+    merged = {**reports[0], "conditions": {}, "questions": {}, "merged_from": [str(p) for p in parts]}
     for r in reports:
-        merged["conditions"].update(r["conditions"])
+        merged["questions"].update(r["questions"])
+        for name, sets in r["conditions"].items():
+            merged["conditions"].setdefault(name, {}).update(sets)
     finish(merged, default, out)
 
 

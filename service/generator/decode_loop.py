@@ -66,7 +66,8 @@ def generate(
     header = template.assistant_start()
     # Where the assistant header before the answer starts: evidence found before the first
     # answer token goes there, right after the question (nothing before it is recomputed).
-    header_at = segment_start - len(header) if list(backend.tokens[segment_start - len(header) : segment_start]) == header else None
+    opens_answer = segment_start >= len(header) and backend.tokens[segment_start - len(header) : segment_start] == header
+    header_at = segment_start - len(header) if opens_answer else None
     segment: list[int] = []  # answer tokens since the last evidence block
     committed = ""  # answer text from before the last evidence block
     completion_tokens = searches = 0

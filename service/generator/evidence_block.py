@@ -1,9 +1,10 @@
-"""How evidence enters the context mid-answer.
+"""How evidence enters the context.
 
-The draft is closed, the evidence comes as a user message, and a fresh assistant turn
-resumes. Passage text is tokenized as plain text: it cannot open or close a message.
-Styles compared by bench/evidence_format.py on the training questions (the numbers are in
-its results file and the README); the default is the best of them.
+Mid-answer, the draft is closed, the evidence comes as a user message, and a fresh assistant
+turn resumes. Before the first answer token, the evidence follows the question's message
+directly as a second user message. Passage text is tokenized as plain text: it cannot open or
+close a message. The styles were compared on the tune split (README, "Answers from documents":
+SQuAD tune articles, training invented entities and controls); the default has the best mean.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ DEFAULT_STYLE: EvidenceStyle = "numbered_results"
 
 def evidence_text(evidence: Evidence, style: EvidenceStyle = DEFAULT_STYLE, draft_kept: bool = False) -> str:
     question = evidence.question or evidence.query
+    # The default leaves titles out: the model copies them verbatim; they reach the user as
+    # citations.
     if style == "passages_then_question":
         return "\n\n".join([*(p.text for p in evidence.passages), question])
     if style == "titled_passages_then_question":
