@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import machine_report  # noqa: E402
+from bench.msmarco import CORPUS as MSMARCO  # noqa: E402
 from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
 from query_unit.heuristic import HeuristicUnit  # noqa: E402
 from query_unit.learned import WEIGHTS, LearnedUnit, LearnedWeights  # noqa: E402
@@ -51,7 +52,6 @@ from service.generator.loading import load_backend  # noqa: E402
 from service.generator.model_files import default_gguf_path  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
-MSMARCO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "msmarco" / "corpus.jsonl"
 UNITS = ("closed_book", "plain_always_retrieve", "always_retrieve", "heuristic", "learned")
 SETS = ("invented", "squad_tune", "squad_held_out")
 FAULTS = ("echo", "evidence_copy", "other_language")

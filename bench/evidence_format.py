@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import machine_report  # noqa: E402
+from bench.msmarco import CORPUS as MSMARCO  # noqa: E402
 from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
 from retrieval.document_index import DocumentIndex  # noqa: E402
@@ -25,7 +26,6 @@ from service.generator.evidence_block import EvidenceStyle  # noqa: E402
 from service.generator.loading import load_backend  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
-MSMARCO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "msmarco" / "corpus.jsonl"
 
 
 def main(limit: int = int(os.environ.get("EVIDENCE_FORMAT_QUESTIONS", "80"))) -> None:

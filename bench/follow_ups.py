@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import machine_report  # noqa: E402
+from bench.msmarco import CORPUS as MSMARCO  # noqa: E402
 from query_unit.controls import EVAL_CONTROLS, SELF_DEFINED, TRAIN_CONTROLS  # noqa: E402
 from query_unit.heuristic import HeuristicUnit  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
@@ -44,7 +45,6 @@ from service.generator.loading import load_backend  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 GROUPS = ("invented", "known", "switch")
-MSMARCO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "msmarco" / "corpus.jsonl"
 
 
 def refer_back(question: str, title: str) -> str | None:

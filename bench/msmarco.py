@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "msmarco"
+# The 5,000 passages that answer-quality benchmarks mix their documents into, as distractors.
+CORPUS = DATA / "corpus.jsonl"
 
 
 def _jsonl(path: Path) -> list[dict]:

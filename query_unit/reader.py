@@ -45,12 +45,11 @@ def read(
     count_tokens: Callable[[str], int],
     budget: int,
     margin: float = 0.15,
-    with_antecedent: bool = True,
 ) -> list[Passage]:
     """The best sentences across passages within `budget` tokens, grouped back by passage in
     their original order; a passage keeps its source, title and scores.
 
-    With `with_antecedent`, a kept sentence that opens by pointing back ("It was designed by
+    A kept sentence that opens by pointing back ("It was designed by
     …", "They settled …") brings the sentence before it: without it, "it" names nothing."""
     pieces = [(n, i, s) for n, p in enumerate(passages) for i, s in enumerate(_sentences(p.text))]
     if not pieces:
@@ -77,7 +76,7 @@ def read(
         group = [int(k)]
         n, i, sentence = pieces[k]
         before = position.get((n, i - 1))
-        if with_antecedent and before is not None and before not in chosen and _points_back(sentence):
+        if before is not None and before not in chosen and _points_back(sentence):
             group.insert(0, before)
         cost = sum(count_tokens(pieces[g][2]) for g in group)
         if used + cost > budget and len(group) > 1 and chosen:

@@ -12,13 +12,13 @@ from pathlib import Path
 from query_unit.content_words import FUNCTION_WORDS
 from query_unit.controls import EVAL_CONTROLS, SELF_DEFINED, TRAIN_CONTROLS
 from query_unit.protocol import QueryUnit
+from retrieval.chunking import sentence_spans
 from retrieval.document_index import DocumentIndex, DocumentInput
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate
 from service.generator.evidence_block import DEFAULT_STYLE, EvidenceStyle
 from service.generator.events import DoneEvent, EvidenceEvent, PauseEvent, ResumeEvent, TokenEvent
-from retrieval.chunking import sentence_spans
 
 DATA = Path(__file__).resolve().parent.parent / "query_unit" / "data"
 # Real Wikipedia paragraphs with crowd-written questions, beside the checkout (../shared/data).

@@ -33,14 +33,13 @@ def evidence_text(evidence: Evidence, style: EvidenceStyle = DEFAULT_STYLE, draf
         return "\n\n".join([*(p.text for p in evidence.passages), question])
     if style == "titled_passages_then_question":
         return "\n\n".join([*(f"{p.title}: {p.text}" if p.title else p.text for p in evidence.passages), question])
-    if style == "numbered_then_question":
+    if style in ("numbered_results", "numbered_then_question"):
         lines = [f'Search results for "{evidence.query}":']
         lines += [f"[{n}] {p.text}" for n, p in enumerate(evidence.passages, start=1)]
-        return "\n".join(lines) + "\n\n" + question
-    if style == "numbered_results":
-        lines = [f'Search results for "{evidence.query}":']
-        lines += [f"[{n}] {p.text}" for n, p in enumerate(evidence.passages, start=1)]
-        ask = "Continue your answer using these results." if draft_kept else "Use these results to answer my question."
+        if style == "numbered_then_question":
+            ask = question
+        else:
+            ask = "Continue your answer using these results." if draft_kept else "Use these results to answer my question."
         return "\n".join(lines) + "\n\n" + ask
     facts = " ".join(p.text for p in evidence.passages)
     if style == "context_then_question":
