@@ -7,6 +7,7 @@ runs 2.9x faster with a mean cosine agreement of 0.994 against float32.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from pathlib import Path
@@ -21,8 +22,19 @@ def export_dir(cache_root: Path, model_path: str) -> Path:
 
 
 def ensure_onnx(model_path: str, cache_root: Path, int8: bool) -> Path:
-    """Path of the exported (and, if asked, quantized) model; built on first use."""
+    """Path of the exported (and, if asked, quantized) model; built on first use.
+
+    Two services starting on one data directory would both export, into the same temporary
+    files (onnxruntime's quantizer names its own): a lock lets one build, the other waits
+    and uses the result."""
     target = export_dir(cache_root, model_path)
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(model_path, target, int8)
+
+
+def _build(model_path: str, target: Path, int8: bool) -> Path:
     fp32 = target / "model.onnx"
     if not fp32.exists():
         _export(model_path, fp32)
