@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from service.app import create_app
 from service.settings import Settings
@@ -14,7 +16,13 @@ from service.settings import Settings
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # a setting a user can fix: say which, without a traceback
+        for error in exc.errors():
+            field = "RAGPAUSE_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"ragpause: {field}: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        raise SystemExit(2) from None
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

@@ -8,6 +8,7 @@ page's own requests then carry.
 from __future__ import annotations
 
 import hmac
+from urllib.parse import unquote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -29,7 +30,9 @@ def presented_key(request: Request) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.cookies.get(COOKIE)
+    cookie = request.cookies.get(COOKIE)
+    # The form stores the key URL-encoded (a cookie cannot hold every character a key has).
+    return unquote(cookie) if cookie is not None else None
 
 
 class APIKeyMiddleware(BaseHTTPMiddleware):

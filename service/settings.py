@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from query_unit.turn import TurnConfig
@@ -112,6 +112,16 @@ class Settings(BaseSettings):
     upload_wait_bytes: int = Field(
         default=1024 * 1024, ge=0, description="Uploads up to this size are answered when indexed (201); larger ones at once (202) with a job to poll."
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_not_blank(cls, key: SecretStr | None) -> SecretStr | None:
+        """A user who set the variable expects a guarded API: an empty value never opens it."""
+        if key is None:
+            return None
+        if not key.get_secret_value().strip():
+            raise ValueError("is set but empty: give it a key, or unset it to run without one")
+        return SecretStr(key.get_secret_value().strip())  # as clients send it: a bearer token has no spaces around it
 
     def starter_dir(self) -> Path:
         return self.starter_corpus if self.starter_corpus is not None else self.data_dir / "starter"

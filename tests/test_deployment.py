@@ -4,11 +4,16 @@ wiring between the service, its volume and SearxNG is what the settings expect."
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
 import yaml
+from pydantic import ValidationError
 
 from service.settings import Settings
 
@@ -66,3 +71,16 @@ def test_the_image_and_make_build_llama_cpp_for_a_named_baseline() -> None:
     assert makefile.index("deploy/build_llama_cpp.sh $(PY)") < makefile.index("pip install -e '.[test]'")
     script = (REPO / "deploy" / "build_llama_cpp.sh").read_text()
     assert "-DGGML_NATIVE=ON" not in script and "--no-cache-dir" in script
+
+
+def test_an_empty_api_key_refuses_to_start() -> None:
+    # RAGPAUSE_API_KEY= used to turn authentication off without a word.
+    with pytest.raises(ValidationError, match="is set but empty"):
+        Settings(api_key="  ")
+    assert Settings(api_key=" s3cret ").api_key.get_secret_value() == "s3cret"
+    env = {**os.environ, "RAGPAUSE_API_KEY": "", "RAGPAUSE_PORT": "1"}
+    run = subprocess.run([sys.executable, "-m", "service"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "RAGPAUSE_API_KEY: is set but empty" in run.stderr and "Traceback" not in run.stderr
+    # The compose file, whose service listens on the network, will not start without one.
+    assert ":?" in compose()["services"]["ragpause"]["environment"]["RAGPAUSE_API_KEY"]

@@ -88,3 +88,26 @@ def test_stop_ends_the_answer_frees_its_slot_and_the_chat_goes_on(base_url, llam
         page.fill("#question", QUESTION)
         page.click("#send")
         expect(page.locator(".turn .answer").nth(1)).to_contain_text(ANSWER, timeout=60_000)
+
+
+def test_the_page_signs_in_with_a_key_that_has_plus_slash_and_equals(llama_backend, embedder, tmp_path) -> None:
+    # Base64 keys hold +, / and =; the form stores the key URL-encoded, and the server
+    # compared that encoding with the key, so such a key could never sign in.
+    key = "k+y/Ab9=="
+    with serve_empty_index(llama_backend, embedder, tmp_path, api_key=key) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            expect(page.locator("form")).to_contain_text("needs its API key")
+            page.fill("input[name=k]", key)
+            page.click("button")
+            expect(page).to_have_title("ragpause", timeout=30_000)
+            # The page's own requests carry the cookie and pass.
+            status = page.evaluate("fetch('/v1/models').then(r => r.status)")
+            assert status == 200
+            page.context.clear_cookies()
+            page.context.add_cookies([{"name": "ragpause_key", "value": "wrong", "url": url}])
+            assert page.evaluate("fetch('/v1/models').then(r => r.status)") == 401
+        finally:
+            browser.close()
