@@ -135,13 +135,12 @@ def _html(markup: str, fallback_title: str) -> ParsedDocument:
 
 def _pdf(data: bytes, fallback_title: str) -> ParsedDocument:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
         title = reader.metadata.title if reader.metadata else None
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise UnsupportedDocument(f"unreadable PDF: {exc}") from exc
+    except Exception as exc:  # pypdf fails in many ways (NotImplementedError for an unknown filter, …)
+        raise UnsupportedDocument(f"unreadable PDF ({type(exc).__name__}: {exc})") from exc
     text = _tidy("\n\n".join(pages))
     return ParsedDocument(str(title).strip() if title and str(title).strip() else title_from_text(text, fallback_title), text, "application/pdf")

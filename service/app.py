@@ -27,6 +27,7 @@ from service.errors import (
     api_error_handler,
     error_body,
     http_error_handler,
+    unexpected_error_handler,
     validation_error_handler,
 )
 from service.generator.backend import ContextOverflow
@@ -36,6 +37,7 @@ from service.generator.decode_loop import GenerationParams
 from service.generator.events import PauseEvent
 from service.generator.sampling import SamplingParams
 from service.settings import Settings
+from service.text_checks import text_problem
 from service.types import ChatCompletionRequest
 from service.worker import GenerationWorker
 
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
     if settings.api_key is not None:
         app.add_middleware(APIKeyMiddleware, key=settings.api_key.get_secret_value())
     app.include_router(documents_router(settings))
@@ -142,6 +145,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
         engine_ = ready_engine(request)
         as_sent = [ChatMessage("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
+        for n, message in enumerate(as_sent):
+            if problem := text_problem(message.content, f"messages[{n}].content"):
+                raise APIError(400, problem, param=f"messages.{n}.content", code="invalid_text")
         follow = follow_up(as_sent)  # read before the source lists are stripped
         messages = [ChatMessage(m.role, strip_citations(m.content)) if m.role == "assistant" else m for m in as_sent]
         if not any(m.role == "user" for m in messages):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -13,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from retrieval.document_index import DocumentIndex, read_document
+from retrieval.document_index import DocumentIndex
 from retrieval.parsing import UnsupportedDocument, media_type_for
 from retrieval.store import DocumentRecord
 from retrieval.types import Passage
@@ -108,15 +107,18 @@ def _json_uploads(body: bytes) -> list[Upload]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or None
         raise APIError(400, f"{where or 'body'}: {first['msg']}", param=where, code="invalid_value") from None
-    uploads = []
-    for n, d in enumerate(documents):
-        if not d.text.strip():
-            raise APIError(400, "a document's text is empty", param=f"documents.{n}.text" if len(documents) > 1 else "text")
-        name = d.title or d.source or d.id or f"document {n + 1}"
-        # Text is read as Markdown (plain text is Markdown too): a heading gives the title.
-        parsed = read_document(d.text.encode("utf-8"), None, "text/markdown", source=d.source, doc_id=d.id)
-        uploads.append(Upload(name, document=replace(parsed, title=d.title or parsed.title)))
-    return uploads
+    if len(documents) == 1 and not documents[0].text.strip():
+        raise APIError(400, "the document's text is empty", param="text")
+    # Each is read in the job, where one that cannot be read fails alone.
+    return [
+        Upload(_printable(d.title or d.source or d.id or "") or f"document {n + 1}", text=d.text, title=d.title, source=d.source, doc_id=d.id)
+        for n, d in enumerate(documents)
+    ]
+
+
+def _printable(name: str) -> str:
+    """A name for the job's results that JSON can carry (a bad title still names its document)."""
+    return name.encode("utf-8", errors="replace").decode("utf-8")
 
 
 async def _file_uploads(request: Request, body: bytes, max_files: int) -> list[Upload]:
@@ -173,8 +175,10 @@ def documents_router(settings: Settings) -> APIRouter:
             return JSONResponse(job.as_json(), status_code=202, headers={"Location": f"/v1/documents/jobs/{job.id}"})
         await asyncio.to_thread(job.finished.wait)
         if job.status == "failed":
-            reasons = "; ".join(r.get("error", "") for r in job.results if r["status"] == "failed") or job.error
-            body = error_body(f"{job.error}: {reasons}", "invalid_request_error", "files", "unreadable_document")
+            reasons = "; ".join(f"{r['name']}: {r.get('error', '')}" for r in job.results if r["status"] == "failed")
+            message = f"{job.error}: {reasons}" if reasons else str(job.error)
+            param = "files" if kind == "multipart/form-data" else "documents"
+            body = error_body(message, "invalid_request_error", param, "unreadable_document")
             return JSONResponse({**body, "job": job.as_json()}, status_code=422)
         return JSONResponse(job.as_json(), status_code=201)
 

@@ -25,6 +25,12 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+async def unexpected_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """The last net: a failure nobody foresaw still answers in the envelope (the traceback goes
+    to the log, not to the client)."""
+    return JSONResponse(error_body(f"internal error ({type(exc).__name__})", "server_error", None, "internal_error"), status_code=500)
+
+
 async def api_error_handler(_: Request, exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 

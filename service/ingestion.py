@@ -12,28 +12,41 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from retrieval.document_index import DocumentIndex, DocumentInput, read_document
+from service.text_checks import text_problem
 
 JobStatus = Literal["queued", "running", "done", "failed"]
 
 
 @dataclass
 class Upload:
-    """One document as received: raw bytes to parse (a file) or text (JSON)."""
+    """One document as received: raw bytes to parse (a file) or text with its fields (JSON).
+    It is read in the job, so a document that cannot be read fails alone."""
 
     name: str
     data: bytes | None = None
     media_type: str | None = None
-    document: DocumentInput | None = None
+    text: str | None = None
+    title: str = ""
+    source: str = ""
+    doc_id: str | None = None
 
     def read(self) -> DocumentInput:
-        if self.document is not None:
-            return self.document
-        assert self.data is not None
-        return read_document(self.data, self.name, self.media_type, source=self.name)
+        if self.text is None:
+            assert self.data is not None
+            return read_document(self.data, self.name, self.media_type, source=self.name)
+        for field, value in (("text", self.text), ("title", self.title), ("source", self.source)):
+            problem = text_problem(value, f"its {field}")
+            if problem:
+                raise ValueError(problem)
+        if not self.text.strip():
+            raise ValueError("its text is empty")
+        # Text is read as Markdown (plain text is Markdown too): a heading gives the title.
+        parsed = read_document(self.text.encode("utf-8"), None, "text/markdown", source=self.source, doc_id=self.doc_id)
+        return replace(parsed, title=self.title or parsed.title)
 
 
 @dataclass
@@ -121,6 +134,9 @@ class IngestionQueue:
                     readable.append((n, upload.read()))
                 except ValueError as exc:  # unsupported, unreadable or empty: that file fails alone
                     outcomes[n] = {"name": upload.name, "status": "failed", "error": str(exc)}
+                except Exception as exc:  # a parser's own failure (pypdf raises many kinds): the same
+                    reason = f"could not be read ({type(exc).__name__}: {exc})"
+                    outcomes[n] = {"name": upload.name, "status": "failed", "error": reason}
             # Acknowledged once committed: add_documents returns after the transaction.
             added = self.index.add_documents([d for _, d in readable], batch_size=self.batch_size)
             for (n, _), result in zip(readable, added):

@@ -112,6 +112,8 @@ def test_large_upload_runs_in_the_background_with_progress(base_url) -> None:
         ({"json": {"documents": [{"text": "t"}] * 51}}, 413, "too_many_documents"),
         ({"content": b"hello", "headers": {"content-type": "text/csv"}}, 415, "unsupported_media_type"),
         ({"files": [("files", ("broken.pdf", b"%PDF-1.4 nothing else", "application/pdf"))]}, 422, "unreadable_document"),
+        # A NUL in the text was a plain-text 500 with the connection dropped.
+        ({"content": b'{"text": "abc\\u0000def"}', "headers": {"content-type": "application/json"}}, 422, "unreadable_document"),
     ],
 )
 def test_bad_uploads_get_a_clear_4xx(base_url, request_kwargs, status, code) -> None:
@@ -170,3 +172,47 @@ def test_an_uploaded_document_cannot_take_over_the_conversation(llama_backend, e
     assert opened == closed + 1
     assert 3 + resumes <= opened <= 3 + 2 * resumes
     assert "ARRR" not in reply["choices"][0]["message"]["content"]
+
+
+def test_each_document_of_an_upload_succeeds_or_fails_on_its_own(base_url) -> None:
+    # A PDF that pypdf cannot decode (NotImplementedError for an unknown filter) sank the whole
+    # multipart upload; a lone surrogate in one title or source rejected a batch with an
+    # internal TypeError/UnicodeEncodeError.
+    bad_pdf = tiny_pdf(["Nothing to see"]).replace(b"<< /Length", b"<< /Filter /FooDecode /Length")
+    files = [
+        ("files", ("filtered.pdf", bad_pdf, "application/pdf")),
+        ("files", ("quay.txt", b"The Quay of Ostrel\n\nThe quay was rebuilt in 1881 by the mason Ilse Varn.", "text/plain")),
+    ]
+    reply = httpx.post(base_url + "/v1/documents", files=files, timeout=60)
+    assert reply.status_code == 201, reply.text
+    failed, added = reply.json()["results"]
+    assert failed["status"] == "failed" and "unreadable PDF (NotImplementedError" in failed["error"]
+    assert added["status"] == "added" and added["title"] == "The Quay of Ostrel"
+
+    body = (
+        b'{"documents": [{"text": "The Ostrel bell weighs nine tons.", "title": "Ostrel bell"},'
+        b' {"text": "bad title", "title": "x\\udc00y"}, {"text": "bad source", "source": "s\\ud800"},'
+        b' {"text": "nul \\u0000 inside"}]}'
+    )
+    reply = httpx.post(base_url + "/v1/documents", content=body, headers={"content-type": "application/json"}, timeout=60)
+    assert reply.status_code == 201, reply.text
+    results = reply.json()["results"]
+    assert [r["status"] for r in results] == ["added", "failed", "failed", "failed"]
+    assert "title holds a lone surrogate (U+DC00) at character 1" in results[1]["error"]
+    assert "source holds a lone surrogate (U+D800)" in results[2]["error"]
+    assert "NUL character at character 4" in results[3]["error"]
+    assert httpx.get(base_url + f"/v1/documents/{results[0]['id']}").json()["title"] == "Ostrel bell"
+
+    # One that is all bad: a 422 that says why once, not "X: X".
+    reply = httpx.post(base_url + "/v1/documents", content=b'{"text": "a\\u0000b"}', headers={"content-type": "application/json"}, timeout=60)
+    message = reply.json()["error"]["message"]
+    assert reply.status_code == 422 and message.count("NUL") == 1 and reply.json()["error"]["param"] == "documents"
+
+
+def test_a_lone_surrogate_in_a_chat_message_is_a_400(base_url) -> None:
+    # It was a plain-text 500, the connection dropped.
+    body = b'{"messages": [{"role": "user", "content": "hi \\ud800 there"}], "max_tokens": 5}'
+    reply = httpx.post(base_url + "/v1/chat/completions", content=body, headers={"content-type": "application/json"}, timeout=60)
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["param"] == "messages.0.content" and "lone surrogate (U+D800) at character 3" in error["message"]
