@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.ingestion = None
 
         def ready(loaded: Engine) -> None:
-            ingestion = IngestionQueue(loaded.index)
+            ingestion = IngestionQueue(loaded.index, jobs_dir=settings.data_dir / "jobs")
             app.state.worker = GenerationWorker(
                 loaded.slots,
                 cached_tokens=lambda backend: backend.tokens,

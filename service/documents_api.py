@@ -126,6 +126,8 @@ async def _file_uploads(request: Request, body: bytes, max_files: int) -> list[U
     try:
         form = await request.form(max_files=max_files, max_fields=max_files)
     except Exception as exc:  # malformed multipart, or too many parts
+        if "Too many files" in str(exc):
+            raise APIError(413, f"more than {max_files} files in one upload", param="files", code="too_many_documents") from None
         raise APIError(400, f"the multipart body could not be read: {exc}", code="invalid_multipart") from None
     files = [v for v in form.getlist("files") + form.getlist("file") if isinstance(v, UploadFile)]
     if not files:
@@ -171,9 +173,10 @@ def documents_router(settings: Settings) -> APIRouter:
         if len(uploads) > settings.max_upload_files:
             raise APIError(413, f"{len(uploads)} documents in one upload; the limit is {settings.max_upload_files}", code="too_many_documents")
         job = jobs.submit(uploads)
-        if len(body) > settings.upload_wait_bytes:
+        if len(body) > settings.upload_wait_bytes or not await jobs.wait(job, settings.upload_wait_seconds):
             return JSONResponse(job.as_json(), status_code=202, headers={"Location": f"/v1/documents/jobs/{job.id}"})
-        await asyncio.to_thread(job.finished.wait)
+        if job.status == "interrupted":  # the service is stopping
+            return JSONResponse({**error_body(str(job.error), "server_error", None, "interrupted"), "job": job.as_json()}, status_code=503)
         if job.status == "failed":
             reasons = "; ".join(f"{r['name']}: {r.get('error', '')}" for r in job.results if r["status"] == "failed")
             message = f"{job.error}: {reasons}" if reasons else str(job.error)

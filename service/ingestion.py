@@ -2,23 +2,32 @@
 
 One writer keeps the index's writes in order while searches go on (the index lets readers
 through between batches). A job reports queued → running → done | failed with progress, so
-a client uploading many files can poll it; small uploads are simply awaited by the route.
+a client uploading many files can poll it; small uploads are awaited by the route, for a
+while. Jobs are written to the data directory at every step: after a restart (or a kill) a
+job that did not finish says so, as interrupted, with the documents that were indexed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
 import queue
 import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from retrieval.document_index import DocumentIndex, DocumentInput, read_document
 from service.text_checks import text_problem
 
-JobStatus = Literal["queued", "running", "done", "failed"]
+JobStatus = Literal["queued", "running", "done", "failed", "interrupted"]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,13 +69,38 @@ class IngestionJob:
     results: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
+    total: int | None = None  # set for a job read back from disk, whose uploads are gone
+    _callbacks: list[Callable[[], None]] = field(default_factory=list)
+    _callback_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def when_finished(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the ingestion thread) when the job ends; now if it has."""
+        with self._callback_lock:
+            if not self.finished.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def finish(self, status: JobStatus, error: str | None = None) -> None:
+        """End the job once (a stopping service may end it before its thread does)."""
+        with self._callback_lock:
+            if self.finished.is_set():
+                return
+            self.status, self.error, self.finished_at = status, error, time.time()
+            self.finished.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a waiter that went away
+                log.debug("a job's waiter failed", exc_info=True)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "ingestion_job",
             "status": self.status,
-            "progress": {"done": self.done, "total": len(self.uploads)},
+            "progress": {"done": self.done, "total": len(self.uploads) if self.total is None else self.total},
             "created_at": self.created_at,
             "finished_at": self.finished_at,
             "results": self.results,
@@ -74,29 +108,108 @@ class IngestionJob:
         }
 
 
-class IngestionQueue:
-    """Runs jobs in order on one thread; remembers the last `keep` jobs for polling."""
+class JobFiles:
+    """One JSON file per job in a folder, replaced whole at every step (never half-written)."""
 
-    def __init__(self, index: DocumentIndex, batch_size: int = 64, keep: int = 1000) -> None:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def save(self, job: IngestionJob) -> None:
+        with self._lock:
+            path = self.folder / f"{job.id}.json"
+            tmp = path.with_suffix(".partial")
+            tmp.write_text(json.dumps(job.as_json()))
+            os.replace(tmp, path)
+
+    def remove(self, job_id: str) -> None:
+        (self.folder / f"{job_id}.json").unlink(missing_ok=True)
+
+    def load(self) -> list[IngestionJob]:
+        """Jobs of earlier runs, oldest first; one that had not finished is interrupted."""
+        jobs = []
+        for path in self.folder.glob("ingest-*.json"):
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            job = IngestionJob(saved["id"], [], saved["status"], saved["created_at"], saved["finished_at"],
+                               saved["progress"]["done"], saved["results"], saved["error"], total=saved["progress"]["total"])
+            job.finished.set()
+            if job.status in ("queued", "running"):
+                job.status, job.finished_at = "interrupted", job.finished_at or time.time()
+                job.error = (
+                    f"the service stopped before this job finished: {len(job.results)} of {job.total} documents were "
+                    "read (see results; those added are indexed); upload the others again"
+                )
+                self.save(job)
+            jobs.append(job)
+        return sorted(jobs, key=lambda j: j.created_at)
+
+
+class IngestionQueue:
+    """Runs jobs in order on one thread; remembers the last `keep` jobs for polling, on disk
+    too where a folder is given."""
+
+    def __init__(self, index: DocumentIndex, batch_size: int = 64, keep: int = 1000, jobs_dir: Path | None = None) -> None:
         self.index = index
         self.batch_size = batch_size
         self.keep = keep
+        self._files = JobFiles(jobs_dir) if jobs_dir is not None else None
         self._jobs: OrderedDict[str, IngestionJob] = OrderedDict()
+        for job in self._files.load() if self._files else []:
+            self._remember(job)
         self._queue: queue.Queue[IngestionJob | None] = queue.Queue()
         self._running = False
+        self._current: IngestionJob | None = None
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingestion", daemon=True)
         self._thread.start()
 
     def submit(self, uploads: list[Upload]) -> IngestionJob:
         job = IngestionJob(f"ingest-{uuid.uuid4().hex[:16]}", uploads)
-        self._jobs[job.id] = job
-        while len(self._jobs) > self.keep:
-            self._jobs.popitem(last=False)
+        self._remember(job)
+        self._save(job)
         self._queue.put(job)
         return job
 
+    async def wait(self, job: IngestionJob, timeout: float) -> bool:
+        """Wait for the job without holding a thread (a waiting upload must never keep reads
+        from the thread pool); False if it is still going after `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def wake() -> None:
+            try:
+                loop.call_soon_threadsafe(done.set)
+            except RuntimeError:  # the waiter's loop has closed
+                pass
+
+        job.when_finished(wake)
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     def get(self, job_id: str) -> IngestionJob | None:
         return self._jobs.get(job_id)
+
+    def _remember(self, job: IngestionJob) -> None:
+        self._jobs[job.id] = job
+        while len(self._jobs) > self.keep:
+            _, old = self._jobs.popitem(last=False)
+            if self._files:
+                self._files.remove(old.id)
+
+    def _save(self, job: IngestionJob) -> None:
+        if self._files is None:
+            return
+        try:
+            self._files.save(job)
+        except OSError:  # a full disk must not stop indexing; polling still works from memory
+            log.warning("could not write job %s", job.id, exc_info=True)
 
     @property
     def waiting(self) -> int:
@@ -111,22 +224,29 @@ class IngestionQueue:
 
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
+            if self._stopping.is_set():
+                break
             job.status = "running"
-            self._running = True
+            self._running, self._current = True, job
+            self._save(job)
+            status: JobStatus = "done"
+            error = None
             try:
-                self._ingest(job)
-                ok = any(r["status"] != "failed" for r in job.results)
-                job.status = "done" if ok or not job.results else "failed"
-                if not ok and job.results:
-                    job.error = "no document could be read"
+                if not self._ingest(job):
+                    status, error = "interrupted", f"the service stopped: {job.done} of {len(job.uploads)} documents were read (see results); upload the others again"
+                elif job.results and not any(r["status"] != "failed" for r in job.results):
+                    status, error = "failed", "no document could be read"
             except Exception as exc:  # the index itself failed: the job says so, the service goes on
-                job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-            self._running = False
-            job.finished_at = time.time()
-            job.finished.set()
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+            self._running, self._current = False, None
+            job.finish(status, error)
+            self._save(job)
 
-    def _ingest(self, job: IngestionJob) -> None:
+    def _ingest(self, job: IngestionJob) -> bool:
+        """Index the job batch by batch; False if the service began to stop before the end."""
         for start in range(0, len(job.uploads), self.batch_size):
+            if self._stopping.is_set():
+                return False
             readable: list[tuple[int, DocumentInput]] = []
             outcomes: dict[int, dict[str, Any]] = {}
             for n, upload in enumerate(job.uploads[start : start + self.batch_size], start=start):
@@ -149,8 +269,22 @@ class IngestionQueue:
                 }
             job.results.extend(outcomes[n] for n in sorted(outcomes))
             job.done = min(len(job.uploads), start + self.batch_size)
+            self._save(job)
         self.index.save()
+        return True
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop soon: the batch being indexed commits or is dropped whole (the store is
+        transactional), and the job is left as interrupted, never as running forever."""
+        self._stopping.set()
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=grace)
+        current = self._current
+        if current is not None and not current.finished.is_set():
+            error = f"the service stopped: {current.done} of {len(current.uploads)} documents were read (see results); upload the others again"
+            current.finish("interrupted", error)
+            self._save(current)
+        for job in list(self._jobs.values()):  # queued behind it: never started
+            if not job.finished.is_set():
+                job.finish("interrupted", "the service stopped before this job started; upload it again")
+                self._save(job)

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     upload_wait_bytes: int = Field(
         default=1024 * 1024, ge=0, description="Uploads up to this size are answered when indexed (201); larger ones at once (202) with a job to poll."
     )
+    upload_wait_seconds: float = Field(
+        default=10.0, ge=0, description="The longest a small upload waits for its 201; after that (other jobs ahead of it) it gets its 202 and job."
+    )
 
     @field_validator("api_key")
     @classmethod

@@ -110,6 +110,7 @@ def test_large_upload_runs_in_the_background_with_progress(base_url) -> None:
         ({"json": {"text": "ok", "id": "no spaces allowed"}}, 400, "invalid_value"),
         ({"json": {"documents": []}}, 400, "invalid_value"),
         ({"json": {"documents": [{"text": "t"}] * 51}}, 413, "too_many_documents"),
+        ({"files": [("files", (f"{n}.txt", b"t", "text/plain")) for n in range(51)]}, 413, "too_many_documents"),  # was a 400
         ({"content": b"hello", "headers": {"content-type": "text/csv"}}, 415, "unsupported_media_type"),
         ({"files": [("files", ("broken.pdf", b"%PDF-1.4 nothing else", "application/pdf"))]}, 422, "unreadable_document"),
         # A NUL in the text was a plain-text 500 with the connection dropped.
