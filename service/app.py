@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,23 @@ from service.types import ChatCompletionRequest
 from service.worker import GenerationWorker
 
 log = logging.getLogger(__name__)
+DISCONNECT_POLL_S = 0.5  # how often a non-streamed answer checks that its client is still there
 CHAT_PAGE = Path(__file__).resolve().parent / "static" / "chat.html"
+
+
+async def collect_while_connected(request: Request, collecting: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The whole answer, or None as soon as its client disconnects: the answer is then
+    cancelled (its slot freed, counted as cancelled), as a streamed one is."""
+    task = asyncio.ensure_future(collecting)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return None
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -201,7 +218,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         events = metrics.observe(answer)
         if not body.stream:
             try:
-                return JSONResponse(await collect(builder, events))
+                completion = await collect_while_connected(request, collect(builder, events))
+                if completion is None:  # the client left: its slot is free already
+                    return Response(status_code=499)
+                return JSONResponse(completion)
             except ContextOverflow as exc:
                 raise APIError(400, str(exc), param="messages", code="context_length_exceeded") from exc
             except RemoteError as exc:  # the remote generation server failed: a bad gateway

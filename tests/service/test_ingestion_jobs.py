@@ -134,3 +134,24 @@ def test_a_stopped_or_killed_service_reports_its_unfinished_job(tmp_path) -> Non
     finally:
         service.kill()
         service.wait(timeout=30)
+
+
+def test_a_non_streamed_answer_stops_when_its_client_leaves(llama_backend, embedder, tmp_path) -> None:
+    # Non-streamed answers went on after their clients disconnected, holding the slot until
+    # max_tokens, and /metrics counted them as finished, not cancelled.
+    with serve_empty_index(llama_backend, embedder, tmp_path, generation_slots=1) as url:
+        long = {"messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}], "max_tokens": 2000,
+                "retrieval": "off"}
+        for _ in range(2):
+            try:
+                httpx.post(url + "/v1/chat/completions", json=long, timeout=1.5)
+            except httpx.TimeoutException:
+                pass
+        deadline = time.time() + 20
+        while 'ragpause_answers_total{finish="cancelled"} 2.0' not in httpx.get(url + "/metrics").text:
+            assert time.time() < deadline, "both answers were cancelled when their clients left"
+            time.sleep(0.2)
+        start = time.perf_counter()
+        short = httpx.post(url + "/v1/chat/completions", json={**long, "max_tokens": 5}, timeout=60)
+        assert short.status_code == 200 and short.json()["usage"]["completion_tokens"] == 5
+        assert time.perf_counter() - start < 10, "the one slot was free at once"
