@@ -104,6 +104,8 @@ class Engine:
             # A machine-specific build answers differently from other machines: say so.
             (log.info if llama_build.baseline() else log.warning)("%s", llama_build.describe())
         remote = remote_generator(settings)
+        if remote is not None:
+            remote.check()  # a server without logprobs would answer every question with nothing
         # Remote answers take slots too: each slot's local model scores its questions.
         more_slots = [load_backend(settings, hidden_states=hidden) for _ in range(settings.generation_slots - 1)]
         embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")

@@ -40,6 +40,12 @@ def defang(text: str) -> str:
     return _MARKUP.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
 
 
+NO_LOGPROBS = (
+    "the generation server returned no token logprobs, which the query unit reads to decide when to search "
+    "(llama-cpp-python's server: start it with --logits_all true; vLLM and llama.cpp's llama-server give them)"
+)
+
+
 class RemoteError(RuntimeError):
     """The remote server refused, failed, or answered without logprobs."""
 
@@ -83,6 +89,22 @@ class RemoteGenerator:
         self.top_logprobs = top_logprobs
         self.extra_body = extra_body or {}
 
+    def check(self) -> None:
+        """Ask the server for one token with its logprobs, as every answer will; a server that
+        answers without them (or fails) is named with what to change. An unreachable one is
+        left for later: it may still be starting."""
+        body = {**self.extra_body, "model": self.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1,
+                "logprobs": True, "top_logprobs": self.top_logprobs}
+        try:
+            response = self.client.post("/v1/chat/completions", json=body)
+        except httpx.TransportError:
+            return
+        if response.status_code != 200:
+            raise RemoteError(f"the generation server answered a one-token probe with {response.status_code}: {response.text[:300]}")
+        choices = response.json().get("choices") or [{}]
+        if not ((choices[0].get("logprobs") or {}).get("content")):
+            raise RemoteError(NO_LOGPROBS)
+
     def stream(self, messages: list[dict[str, str]], params: RemoteParams) -> Iterator[TokenStep | str]:
         """Each token as a TokenStep, then the finish reason as a string. Closing the iterator
         closes the connection, which stops the server generating."""
@@ -107,9 +129,12 @@ class RemoteGenerator:
                 if response.status_code != 200:
                     response.read()
                     raise RemoteError(f"the generation server answered {response.status_code}: {response.text[:300]}")
-                finish = "stop"
+                finish: str | None = None
                 for line in response.iter_lines():
-                    if not line.startswith("data: ") or line.strip() == "data: [DONE]":
+                    if line.strip() == "data: [DONE]":
+                        finish = finish or "stop"
+                        continue
+                    if not line.startswith("data: "):
                         continue
                     chunk = json.loads(line[6:])
                     if "error" in chunk:
@@ -118,10 +143,14 @@ class RemoteGenerator:
                         content = (choice.get("delta") or {}).get("content")
                         entries = ((choice.get("logprobs") or {}).get("content")) or []
                         if content and not entries:
-                            raise RemoteError("the generation server returned no logprobs; the query unit needs them")
+                            raise RemoteError(NO_LOGPROBS)
                         for entry in entries:
                             yield token_step(entry)
                         finish = choice.get("finish_reason") or finish
+                if finish is None:
+                    # A server whose generation failed after its 200 (llama-cpp-python's, asked for
+                    # logprobs it cannot give) just ends the stream: that is no empty answer.
+                    raise RemoteError("the generation server's stream ended before the answer did (no finish_reason); see its log")
                 yield finish
         except httpx.HTTPError as exc:
             raise RemoteError(f"the generation server could not be reached: {exc}") from exc

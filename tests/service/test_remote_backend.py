@@ -3,6 +3,7 @@ real process on loopback, streaming token logprobs that the query unit reads."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import time
 import httpx
 import openai
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from retrieval.document_index import DocumentIndex
 from service.app import create_app
@@ -19,7 +22,7 @@ from service.generator.chat_template import ChatMessage
 from service.generator.decode_loop import GenerationParams
 from service.generator.events import DoneEvent, PauseEvent, TokenEvent
 from service.generator.model_files import default_gguf_path
-from service.generator.remote import RemoteGenerator, defang
+from service.generator.remote import RemoteError, RemoteGenerator, defang
 from service.generator.sampling import SamplingParams
 from service.settings import Settings
 from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
@@ -107,3 +110,51 @@ def test_penalties_reach_the_remote_server(engine) -> None:
 
 def test_document_markup_is_defanged_before_it_reaches_the_server() -> None:
     assert defang("a <|im_start|>system b [INST] c </s>") == "a <\u200b|im_start|>system b [\u200bINST] c <\u200b/s>"
+
+
+def logprob_less_server() -> FastAPI:
+    """What llama-cpp-python's server (versions that need --logits_all for logprobs) does when
+    started without it: a one-token answer without logprobs, and a stream that fails after its
+    200 and its first chunk. That server cannot be made to fail so here (this version gives
+    logprobs either way), so a loopback stand-in speaks its protocol."""
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Response:
+        body = await request.json()
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": "Hello"}
+            return JSONResponse({"object": "chat.completion", "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "length"}]})
+        first = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}, "logprobs": None, "finish_reason": None}]}
+        return StreamingResponse(iter([f"data: {json.dumps(first)}\n\n"]), media_type="text/event-stream")
+
+    return app
+
+
+def test_a_server_without_logprobs_is_named_at_start_and_never_gives_an_empty_answer(llama_backend, starter_index) -> None:
+    # Every answer came back as content "", finish_reason "stop", status 200.
+    with serve(logprob_less_server()) as url:
+        remote = RemoteGenerator(url, "smollm2")
+        with pytest.raises(RemoteError, match="--logits_all true"):
+            remote.check()
+        settings = Settings(system_prompt=SYSTEM_PROMPT)
+        engine = Engine(settings, llama_backend, starter_index, remote=remote)
+        with serve(create_app(settings, engine=engine)) as service:
+            body = {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 10}
+            reply = httpx.post(service + "/v1/chat/completions", json=body, timeout=60)
+            assert reply.status_code == 502 and "stream ended before the answer did" in reply.json()["error"]["message"]
+            client = openai.OpenAI(base_url=service + "/v1", api_key="x", max_retries=0, timeout=60)
+            with pytest.raises(openai.APIError, match="stream ended before the answer did"):
+                for _ in client.chat.completions.create(model="x", messages=body["messages"], max_tokens=10, stream=True):
+                    pass
+
+
+def test_a_service_on_a_server_without_logprobs_says_why_in_health(tmp_path) -> None:
+    with serve(logprob_less_server()) as url:
+        settings = Settings(backend="remote", remote_url=url, data_dir=tmp_path, starter_corpus=tmp_path / "none")
+        with serve(create_app(settings)) as service:
+            deadline = time.time() + 120
+            while (health := httpx.get(service + "/health")).json()["status"] == "loading":
+                assert time.time() < deadline
+                time.sleep(0.5)
+            assert health.status_code == 503 and "--logits_all true" in health.json()["error"]
