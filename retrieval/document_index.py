@@ -144,7 +144,9 @@ class DocumentIndex:
             if existing is not None and existing.content_hash == digest:
                 results.append(IngestResult(doc_id, "unchanged", existing.title, existing.n_chunks))
                 continue
-            if existing is None:
+            # Content already indexed under another id is a duplicate, unless the caller named
+            # an id: a later GET or DELETE of that id must find it.
+            if existing is None and document.doc_id is None:
                 same = self.store.find_by_hash(digest)
                 if same is not None:
                     results.append(IngestResult(same.id, "duplicate", same.title, same.n_chunks))

@@ -169,6 +169,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         messages = [ChatMessage(m.role, strip_citations(m.content)) if m.role == "assistant" else m for m in as_sent]
         if not any(m.role == "user" for m in messages):
             raise APIError(400, "messages must contain at least one user message", param="messages")
+        last_user = max(n for n, m in enumerate(messages) if m.role == "user")
+        if not messages[last_user].content.strip():
+            raise APIError(400, "the last user message is empty: there is no question to answer", param=f"messages.{last_user}.content")
         prompt = engine_.prompt(messages)
         prompt_len = len(prompt)
         limit = body.token_limit(settings.default_max_tokens)
@@ -207,7 +210,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             )
         question = last_question(messages)
         builder = CompletionBuilder(
-            engine_.backend, body.model or settings.model_name, body.logprobs, body.top_logprobs or 0, question
+            # Whatever name the client sent, the answer names the model that wrote it.
+            engine_.backend, settings.model_name, body.logprobs, body.top_logprobs or 0, question
         )
         answer = request.app.state.worker.run(
             lambda slot: engine_.chat(messages, params, body.retrieval, prompt, body.sources, backend=slot, follow_up=follow),

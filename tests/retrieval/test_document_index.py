@@ -28,6 +28,10 @@ def test_same_document_twice_is_a_no_op_and_duplicates_are_found(index) -> None:
     copy = index.add_text(EELS + "  ", source="elsewhere/copy.txt")  # same content, other name
     assert copy.status == "duplicate" and copy.doc_id == first.doc_id
     assert index.store.generation() == generation and index.stats()["documents"] == 1
+    # A copy under an id the caller chose is kept under that id: its GET and DELETE must work
+    # (it used to be reported as the other document's duplicate, and its id answered 404).
+    named = index.add_documents([DocumentInput(EELS, source="copy.md", doc_id="my-copy")])[0]
+    assert named.status == "added" and named.doc_id == "my-copy" and index.get("my-copy") is not None
 
 
 def test_changed_document_replaces_its_chunks(index) -> None:

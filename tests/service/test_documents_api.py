@@ -217,3 +217,12 @@ def test_a_lone_surrogate_in_a_chat_message_is_a_400(base_url) -> None:
     assert reply.status_code == 400
     error = reply.json()["error"]
     assert error["param"] == "messages.0.content" and "lone surrogate (U+D800) at character 3" in error["message"]
+
+
+def test_the_answer_names_the_served_model_and_an_empty_question_is_a_400(base_url) -> None:
+    # An unknown model name was echoed back; an empty user message got a 200.
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "retrieval": "off"}
+    reply = httpx.post(base_url + "/v1/chat/completions", json=body, timeout=60)
+    assert reply.status_code == 200 and reply.json()["model"] == "smollm2-135m-instruct"
+    empty = httpx.post(base_url + "/v1/chat/completions", json={**body, "messages": [{"role": "user", "content": "  "}]}, timeout=60)
+    assert empty.status_code == 400 and empty.json()["error"]["param"] == "messages.0.content"
