@@ -1,9 +1,10 @@
 """Decode speed: raw llama-cpp-python `create_completion` vs our loop with the query unit watching.
 
-Both run greedy on the same prompt, in this process, interleaved, with a cold KV cache each
-time; our loop computes every token's signals and asks the query unit about each one (its
-threshold is 0 so that it never pauses). Prints tokens/s, time to first token and the ratio,
-and writes bench/results/decode.json.
+All run greedy on the same prompt, in this process, interleaved, with a cold KV cache each
+time; our loop computes every token's signals and asks the query unit about each one (made
+never to pause). Two of ours: the heuristic unit on a plain engine, and the default, the
+learned unit on an engine that reports hidden states (what `make run` serves). Prints tokens/s,
+time to first token and the ratios, and writes bench/results/decode.json.
 
 With `--other-build DIR` (llama-cpp-python installed there with `pip --target`, as `make bench`
 does for x86-64-v4 on AVX-512 machines), it also times plain `create_completion` with the
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from llama_cpp import Llama  # noqa: E402
 
 from query_unit.heuristic import HeuristicConfig, HeuristicUnit  # noqa: E402
+from query_unit.learned import LearnedUnit  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
 from bench.machine import machine_report  # noqa: E402
 from service.generator import llama_build  # noqa: E402
@@ -59,8 +61,17 @@ def run_raw(llm: Llama, prompt: list[int], n: int) -> tuple[float, float, int]:
     return end - start, first - start, count
 
 
-def run_ours(backend: LlamaCppBackend, template: ChatTemplate, prompt: list[int], n: int) -> tuple[float, float, int]:
-    unit = HeuristicUnit(UnitTools(NoSearch(), lambda s: len(s.split())), HeuristicConfig(prob_threshold=0.0))
+def never_pausing(kind: str) -> HeuristicUnit | LearnedUnit:
+    tools = UnitTools(NoSearch(), lambda s: len(s.split()))
+    if kind == "heuristic":
+        return HeuristicUnit(tools, HeuristicConfig(prob_threshold=0.0))
+    unit = LearnedUnit(tools)
+    unit.threshold = 2.0  # scores are probabilities: it computes them all and never pauses
+    return unit
+
+
+def run_ours(backend: LlamaCppBackend, template: ChatTemplate, prompt: list[int], n: int, kind: str = "heuristic") -> tuple[float, float, int]:
+    unit = never_pausing(kind)
     backend.rollback(0)
     start = time.perf_counter()
     first = None
@@ -139,16 +150,19 @@ def main() -> None:
     threads = os.cpu_count() or 1
     raw, prompt = load_raw()
     ours = LlamaCppBackend(path, n_ctx=4096, n_threads=threads)
+    hidden = LlamaCppBackend(path, n_ctx=4096, n_threads=threads, hidden_states=True)
     template = ChatTemplate(ours)
 
-    run_raw(raw, prompt, 16)  # warm both up
+    run_raw(raw, prompt, 16)  # warm them up
     run_ours(ours, template, prompt, 16)
-    raw_runs, our_runs = [], []
+    run_ours(hidden, template, prompt, 16, "learned")
+    raw_runs, our_runs, default_runs = [], [], []
     for _ in range(args.reps):
         raw_runs.append(run_raw(raw, prompt, args.tokens))
         our_runs.append(run_ours(ours, template, prompt, args.tokens))
+        default_runs.append(run_ours(hidden, template, prompt, args.tokens, "learned"))
 
-    raw_s, our_s = summary(raw_runs), summary(our_runs)
+    raw_s, our_s, default_s = summary(raw_runs), summary(our_runs), summary(default_runs)
     result = {
         "benchmark": "decode",
         "model": path.name,
@@ -160,6 +174,9 @@ def main() -> None:
         "ours_decode_loop_with_query_unit": our_s,
         "ratio_tokens_per_s": our_s["tokens_per_s"] / raw_s["tokens_per_s"],
         "ratio_ttft": our_s["ttft_s"] / raw_s["ttft_s"],
+        "ours_default_learned_unit_hidden_states": default_s,
+        "default_ratio_tokens_per_s": default_s["tokens_per_s"] / raw_s["tokens_per_s"],
+        "default_ratio_ttft": default_s["ttft_s"] / raw_s["ttft_s"],
         "target_ratio": 0.95,
     }
     if args.other_build:
@@ -170,6 +187,8 @@ def main() -> None:
     print(f"baseline create_completion: {raw_s['tokens_per_s']:.1f} tokens/s, first token {raw_s['ttft_s'] * 1000:.0f} ms")
     print(f"ours (loop + query unit):   {our_s['tokens_per_s']:.1f} tokens/s, first token {our_s['ttft_s'] * 1000:.0f} ms")
     print(f"ratio tokens/s: {result['ratio_tokens_per_s']:.3f} (target >= 0.95); ratio first token: {result['ratio_ttft']:.3f}")
+    print(f"default (learned unit, hidden states): {default_s['tokens_per_s']:.1f} tokens/s, first token {default_s['ttft_s'] * 1000:.0f} ms; "
+          f"ratio tokens/s {result['default_ratio_tokens_per_s']:.3f}, first token {result['default_ratio_ttft']:.3f}")
     if "builds" in result:
         b = result["builds"]
         print(f"pinned build: {b['pinned']['tokens_per_s']:.1f} tokens/s ({b['pinned']['build']})")

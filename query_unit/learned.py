@@ -6,7 +6,8 @@ each token for the token.
 
 Its knob is a target retrieval rate, not a raw threshold: training stores, for rates from
 5% to 95%, the score threshold at which that share of held-out turns searched, and the unit
-interpolates. Weights are plain JSON (query_unit/weights/learned_unit.json), built by
+interpolates. Without a target it uses the threshold at which few of the training turns that
+needed no document searched. Weights are plain JSON (query_unit/weights/learned_unit.json), built by
 `python -m service.train_unit`.
 """
 
@@ -84,6 +85,7 @@ class LearnedWeights:
     default_rate: float
     gate_hidden: Projection | None = None
     token_hidden: Projection | None = None
+    default_threshold: float | None = None
 
     @classmethod
     def load(cls, path: Path = WEIGHTS) -> "LearnedWeights":
@@ -96,6 +98,7 @@ class LearnedWeights:
             float(d["default_rate"]),
             Projection.from_json(d.get("gate_hidden")),
             Projection.from_json(d.get("token_hidden")),
+            d.get("default_threshold"),
         )
 
     @property
@@ -120,7 +123,8 @@ class LearnedUnit:
         self.tools = tools
         self.weights = weights or LearnedWeights.load()
         self.target_rate = self.weights.default_rate if target_rate is None else target_rate
-        self.threshold = self.weights.threshold(self.target_rate)
+        default = self.weights.default_threshold
+        self.threshold = default if target_rate is None and default is not None else self.weights.threshold(self.target_rate)
 
     def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> "LearnedTurn":
         return LearnedTurn(self.tools, question, self, follow_up)

@@ -78,6 +78,11 @@ class Engine:
             ),
         )
         self.learned = LearnedWeights.load() if settings.query_unit == "learned" else None
+        if self.learned is not None and self.learned.uses_hidden_states and not getattr(backend, "hidden_states", False):
+            # Its weights read components of the hidden state: without one its gate would see
+            # only the training mean. (Engine.load builds engines that report it.)
+            log.warning("the learned query unit needs an engine that reports hidden states; the heuristic unit decides instead")
+            self.learned = None
 
     def unit_for(self, retrieval: Retrieval, sources: Sources) -> QueryUnit | None:
         """The query unit one request asked for; None when it may not search."""

@@ -1,11 +1,13 @@
 """`python -m service.train_unit`: build the learned unit's training data and train it.
 
-For every training question (invented entities from query_unit/data/train.jsonl mixed into
-the MS MARCO passages, plus the training controls) the real model answers twice: closed-book
-while a recording unit writes down the features, and with the question's search results in
-context. A turn is labelled 1 when the evidence fixed a wrong answer or held the answer the
-model missed. The model's hidden states are recorded too (beside the turns, as .npz). The
-weights go to query_unit/weights/learned_unit.json. `--from-turns` refits from recorded turns.
+For every training question the real model answers closed-book while a recording unit writes
+down the features and the model's hidden states (beside the turns, as .npz). The questions are
+realistic, not only easy: invented entities (query_unit/data/train.jsonl) and the SQuAD dev
+questions of the two tune articles, whose documents are mixed into the MS MARCO passages, are
+labelled 1 (only a document answers them; a detail of a familiar subject included); the
+training controls (known facts, words the question defines) 0. The held-out SQuAD article
+and the evaluation controls are never seen. The weights go to
+query_unit/weights/learned_unit.json. `--from-turns` refits from recorded turns.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from query_unit import train as trainer  # noqa: E402
-from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
 from query_unit.recording import RecordingUnit  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
 from retrieval.document_index import DocumentIndex  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
-from service.evaluation import build_index, cases, run_case  # noqa: E402
+from service.evaluation import build_index, cases, run_case, squad_cases  # noqa: E402
 from service.generator.chat_template import ChatTemplate  # noqa: E402
 from service.generator.loading import load_backend  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -52,35 +53,33 @@ def main() -> None:
 
 
 def record(args: argparse.Namespace) -> None:
-    """Answer every training question closed-book and with evidence; write labelled turns."""
+    """Answer every training question closed-book; write labelled turns."""
     settings = Settings()
     backend = load_backend(settings, hidden_states=True)
     template = ChatTemplate(backend)
     embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
     with tempfile.TemporaryDirectory() as tmp:
-        index = build_index(Path(tmp), DocumentIndex(Path(tmp), embedder), args.msmarco, "train")
+        index = build_index(Path(tmp), DocumentIndex(Path(tmp), embedder), args.msmarco, "train", squad=True)
         tools = UnitTools(index, lambda t: len(backend.tokenize(t)), embedder.encode, local=index)
-        recorder, always = RecordingUnit(tools), AlwaysRetrieveUnit(tools)
+        recorder = RecordingUnit(tools)
         turns, hidden = [], {}
-        for n, case in enumerate(cases("train")):
+        for n, case in enumerate(cases("train") + squad_cases("tune")):
             closed = run_case(backend, template, recorder, case, settings.system_prompt)
             record = recorder.turns[-1]
-            with_evidence = run_case(backend, template, always, case, settings.system_prompt)
-            helped = not closed.correct and (with_evidence.correct or with_evidence.evidence_has_answer)
+            needs_document = case.group in ("invented", "squad")
             turns.append(
                 {
                     "id": n,
                     "group": case.group,
-                    "label": int(helped),
+                    "label": int(needs_document),
                     "closed_correct": closed.correct,
-                    "evidence_correct": with_evidence.correct,
                     "question": record.recorded_question,
                     "tokens": record.token_features,
                 }
             )
             states = [h for h in record.token_hidden if h is not None]
             hidden[n] = (record.question_hidden, np.stack(states) if len(states) == len(record.token_hidden) and states else None)
-            logging.info("%3d %-12s label=%d closed=%s evidence=%s  %s", n, case.group, helped, closed.correct, with_evidence.correct, case.question)
+            logging.info("%3d %-12s label=%d closed=%s  %s", n, case.group, needs_document, closed.correct, case.question)
     args.turns_out.parent.mkdir(parents=True, exist_ok=True)
     args.turns_out.write_text("".join(json.dumps(t) + "\n" for t in turns))
     trainer.save_hidden(args.turns_out.with_suffix(".npz"), hidden)
