@@ -100,10 +100,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         yield
         if loader is not None:
             loader.cancel()
+        if app.state.ingestion is not None:
+            app.state.ingestion.stop()  # first: its job must not run on while answers end
         if app.state.worker is not None:
             app.state.worker.stop()
-        if app.state.ingestion is not None:
-            app.state.ingestion.stop()
 
     app = FastAPI(title="ragpause", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(APIError, api_error_handler)

@@ -72,7 +72,8 @@ def test_reads_and_small_uploads_answer_while_a_large_upload_is_indexed(llama_ba
 
 
 def start_service(data: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "RAGPAUSE_DATA_DIR": str(data), "RAGPAUSE_PORT": str(port), "RAGPAUSE_STARTER_CORPUS": str(data / "none")}
+    env = {**os.environ, "RAGPAUSE_DATA_DIR": str(data), "RAGPAUSE_PORT": str(port), "RAGPAUSE_STARTER_CORPUS": str(data / "none"),
+           "RAGPAUSE_MAX_UPLOAD_FILES": str(DOCUMENTS), "RAGPAUSE_MAX_UPLOAD_BYTES": str(20 * 1024 * 1024)}
     env.pop("RAGPAUSE_API_KEY", None)
     process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 180
@@ -87,9 +88,12 @@ def start_service(data: Path, port: int) -> subprocess.Popen:
         time.sleep(0.5)
 
 
+DOCUMENTS = 1000  # 16 batches: far more than a few seconds of indexing on any machine
+
+
 def upload_and_wait_for_progress(url: str, seed: int) -> str:
-    """200 documents in one upload (a 202 job); returns once its first batch is indexed."""
-    documents = [{"text": prose(seed * 1000 + n, 400), "title": f"Record {seed}-{n}", "id": f"r{seed}-{n}"} for n in range(200)]
+    """DOCUMENTS documents in one upload (a 202 job); returns once its first batch is indexed."""
+    documents = [{"text": prose(seed * 10_000 + n, 400), "title": f"Record {seed}-{n}", "id": f"r{seed}-{n}"} for n in range(DOCUMENTS)]
     reply = httpx.post(url + "/v1/documents", json={"documents": documents}, timeout=60)
     assert reply.status_code == 202
     job = reply.json()["id"]
@@ -116,7 +120,7 @@ def test_a_stopped_or_killed_service_reports_its_unfinished_job(tmp_path) -> Non
         report = httpx.get(url + f"/v1/documents/jobs/{killed_job}").json()
         assert report["status"] == "interrupted" and "upload the others again" in report["error"]
         indexed = [r["id"] for r in report["results"] if r["status"] == "added"]
-        assert 0 < len(indexed) < 200 and report["progress"]["total"] == 200
+        assert 0 < len(indexed) < DOCUMENTS and report["progress"]["total"] == DOCUMENTS
         assert all(httpx.get(url + f"/v1/documents/{doc}").status_code == 200 for doc in indexed[:5])
 
         stopped_job = upload_and_wait_for_progress(url, 2)
@@ -127,7 +131,7 @@ def test_a_stopped_or_killed_service_reports_its_unfinished_job(tmp_path) -> Non
 
         service = start_service(tmp_path, port)
         report = httpx.get(url + f"/v1/documents/jobs/{stopped_job}").json()
-        assert report["status"] == "interrupted" and report["progress"]["total"] == 200
+        assert report["status"] == "interrupted" and report["progress"]["total"] == DOCUMENTS
         listed = httpx.get(url + "/v1/documents", params={"limit": 1}).json()["total"]
         applied = len(indexed) + sum(1 for r in report["results"] if r["status"] == "added")
         assert listed == applied, "what a job reports as added is exactly what the index holds"
