@@ -233,7 +233,7 @@ class IngestionQueue:
             error = None
             try:
                 if not self._ingest(job):
-                    status, error = "interrupted", f"the service stopped: {job.done} of {len(job.uploads)} documents were read (see results); upload the others again"
+                    status, error = "interrupted", _stopped_during(job)
                 elif job.results and not any(r["status"] != "failed" for r in job.results):
                     status, error = "failed", "no document could be read"
             except Exception as exc:  # the index itself failed: the job says so, the service goes on
@@ -281,10 +281,13 @@ class IngestionQueue:
         self._thread.join(timeout=grace)
         current = self._current
         if current is not None and not current.finished.is_set():
-            error = f"the service stopped: {current.done} of {len(current.uploads)} documents were read (see results); upload the others again"
-            current.finish("interrupted", error)
+            current.finish("interrupted", _stopped_during(current))
             self._save(current)
         for job in list(self._jobs.values()):  # queued behind it: never started
             if not job.finished.is_set():
                 job.finish("interrupted", "the service stopped before this job started; upload it again")
                 self._save(job)
+
+
+def _stopped_during(job: IngestionJob) -> str:
+    return f"the service stopped: {job.done} of {len(job.uploads)} documents were read (see results); upload the others again"
