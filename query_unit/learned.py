@@ -22,7 +22,7 @@ import numpy as np
 
 from query_unit.features import QuestionFeatures
 from query_unit.turn import Turn, UnitTools
-from query_unit.types import TokenStep
+from query_unit.types import FollowUp, TokenStep
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "learned_unit.json"
 

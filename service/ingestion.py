@@ -47,8 +47,8 @@ class Upload:
         if self.text is None:
             assert self.data is not None
             return read_document(self.data, self.name, self.media_type, source=self.name)
-        for field, value in (("text", self.text), ("title", self.title), ("source", self.source)):
-            problem = text_problem(value, f"its {field}")
+        for what, value in (("text", self.text), ("title", self.title), ("source", self.source)):
+            problem = text_problem(value, f"its {what}")
             if problem:
                 raise ValueError(problem)
         if not self.text.strip():
