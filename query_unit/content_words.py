@@ -15,6 +15,14 @@ FUNCTION_WORDS = frozenset(
 )
 
 
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """The text's words, lowercased, in order: how every part of the service splits words."""
+    return _WORD.findall(text.lower())
+
+
 def is_content_piece(piece: str) -> bool:
     """True for a token that starts or continues a name, number or other content word."""
     word = piece.strip()

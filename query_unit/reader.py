@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from query_unit.content_words import REFERRING_WORDS
+from query_unit.content_words import REFERRING_WORDS, words
 from retrieval.chunking import sentence_spans
 from retrieval.types import Passage
 
@@ -35,7 +35,7 @@ def _points_back(sentence: str) -> bool:
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 3}
+    return {w for w in words(text) if len(w) > 3}
 
 
 def read(

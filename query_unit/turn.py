@@ -7,11 +7,10 @@ and `check` on each content token while the answer is written.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from query_unit.content_words import ends_sentence, is_content_piece, refers_back
+from query_unit.content_words import ends_sentence, is_content_piece, refers_back, words
 from query_unit.features import QuestionFeatures, SentenceState
 from query_unit.protocol import Searcher
 from query_unit.reader import Embed, read
@@ -69,7 +68,7 @@ class Turn:
         self.question_features: QuestionFeatures | None = None  # set before the first token
         self.retried = False
         # Words the model may say without being unsure of them: the user's and the evidence's.
-        self.known_words: set[str] = set(_words(self.subject))
+        self.known_words: set[str] = set(words(self.subject))
         self.evidence_words: set[str] = set()  # the evidence's words that the question lacks
         self.partial = ""  # the word being written, piece by piece
 
@@ -170,8 +169,8 @@ class Turn:
         self.shown.update(_key(p) for p in kept)
         self.given.extend(kept)
         for passage in kept:
-            self.known_words.update(_words(passage.text))
-            self.evidence_words.update(set(_words(passage.text)) - set(_words(self.subject)))
+            self.known_words.update(words(passage.text))
+            self.evidence_words.update(set(words(passage.text)) - set(words(self.subject)))
         return Evidence(query=pause.query, passages=tuple(kept), question=self.question)
 
     def resumed(self, kept_tokens: int) -> None:
@@ -190,7 +189,7 @@ class Turn:
 
     def _may_retry(self, text: str) -> bool:
         """A retry is still possible: evidence was given, none of its words written yet."""
-        return self._retry_open() and not (set(_words(text)) & self.evidence_words)
+        return self._retry_open() and not (set(words(text)) & self.evidence_words)
 
     def _ignores_evidence(self, last_piece: str) -> bool:
         """True at a sentence end once two sentences (eight words at least) were written after
@@ -199,8 +198,8 @@ class Turn:
         text = "".join(self.pieces) + last_piece
         if not self._may_retry(text):
             return False
-        sentences = sum(1 for start, end in sentence_spans(text) if len(_words(text[start:end])) >= 2)
-        return sentences >= 2 and len(_words(text)) >= 8
+        sentences = sum(1 for start, end in sentence_spans(text) if len(words(text[start:end])) >= 2)
+        return sentences >= 2 and len(words(text)) >= 8
 
     def _extend_word(self, piece: str) -> str:
         """The word this piece starts or continues, lowercased ("" for punctuation)."""
@@ -228,8 +227,6 @@ class Turn:
         return kept
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
 
 
 def _key(passage: Passage) -> tuple[str, int]:

@@ -10,27 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from query_unit.content_words import FUNCTION_WORDS
+from query_unit.content_words import FUNCTION_WORDS, words
 
-_WORD = re.compile(r"[a-z0-9]+")
 _TERMINAL = re.compile(r"[.!?](?=[\"')\]]*\s*$)")
-
-
-def words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
 
 
 class Citer:
     def __init__(self, question: str) -> None:
-        self.ignored = words(question) | FUNCTION_WORDS
+        self.ignored = set(words(question)) | FUNCTION_WORDS
         self.sources: list[set[str]] = []  # each source's words, in citation-number order
 
     def add_source(self, text: str) -> None:
-        self.sources.append(words(text))
+        self.sources.append(set(words(text)))
 
     def cite(self, sentence: str) -> list[int]:
         """Numbers (from 1) of the sources this sentence draws on; [] when none."""
-        own = words(sentence) - self.ignored
+        own = set(words(sentence)) - self.ignored
         overlap = [len(own & source) for source in self.sources]
         best = max(overlap, default=0)
         return [n for n, count in enumerate(overlap, start=1) if best and count == best]
