@@ -5,13 +5,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from query_unit.types import Evidence, FollowUp, Pause, QuestionSignals, TokenStep
-from retrieval.types import Passage
-
-
-class Searcher(Protocol):
-    """Anything that answers a query with passages (the local index, the web, both)."""
-
-    def search(self, query: str, k: int = 4) -> list[Passage]: ...
 
 
 class TurnMonitor(Protocol):

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 from query_unit.content_words import ends_sentence, is_content_piece, refers_back, words
 from query_unit.features import QuestionFeatures, SentenceState
-from query_unit.protocol import Searcher
 from query_unit.reader import Embed, read
 from query_unit.types import Evidence, FollowUp, Pause, QuestionSignals, TokenStep
 from retrieval.chunking import sentence_spans
-from retrieval.types import Passage
+from retrieval.types import Passage, Searcher, similarity
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +38,6 @@ class UnitTools:
     embed: Embed | None = None  # the sentence reader; without it whole passages are used
     local: Searcher | None = None  # the local index, for the question's best-match feature
     config: TurnConfig = TurnConfig()
-
-
-def similarity(passage: Passage) -> float:
-    """Cosine to the query where the searcher gives it (comparable across searches), else its score."""
-    return passage.similarity if passage.similarity is not None else passage.score
 
 
 class Turn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +23,14 @@ class Passage:
     similarity: float | None = None
     start: int = 0
     end: int = 0
+
+
+def similarity(passage: Passage) -> float:
+    """Cosine to the query where the searcher gives it (comparable across searches), else its score."""
+    return passage.similarity if passage.similarity is not None else passage.score
+
+
+class Searcher(Protocol):
+    """Anything that answers a query with passages (the local index, the web, both)."""
+
+    def search(self, query: str, k: int = 4) -> list[Passage]: ...

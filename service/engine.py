@@ -12,13 +12,14 @@ import httpx
 from query_unit.always import AlwaysRetrieveUnit
 from query_unit.heuristic import HeuristicConfig, HeuristicUnit
 from query_unit.learned import LearnedUnit, LearnedWeights
-from query_unit.protocol import QueryUnit, Searcher
-from query_unit.routing import RoutedSearcher
+from query_unit.protocol import QueryUnit
 from query_unit.turn import TurnConfig, UnitTools
 from query_unit.types import FollowUp
 from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
 from retrieval.page_fetch import PageFetcher
+from retrieval.routing import RoutedSearcher
+from retrieval.types import Searcher
 from retrieval.web_search import FieldMap, JSONSearchClient, WebSearcher, searxng_client
 from service.citations import has_source_list
 from service.generator.backend import Backend

@@ -8,7 +8,7 @@ import pytest
 from query_unit.heuristic import HeuristicConfig, HeuristicUnit
 from query_unit.turn import TurnConfig, UnitTools
 from retrieval.document_index import DocumentIndex
-from query_unit.routing import RoutedSearcher
+from retrieval.routing import RoutedSearcher
 from retrieval.web_search import WebSearcher, searxng_client
 from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 from tests.search_server import SearchServer

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 
-from query_unit.protocol import Searcher
-from query_unit.turn import similarity
-from retrieval.types import Passage
+from retrieval.types import Passage, Searcher, similarity
 
 
 _CURRENT = re.compile(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from query_unit.routing import RoutedSearcher
+from retrieval.routing import RoutedSearcher
 from retrieval.web_search import WebSearcher, WebSearchFailed, searxng_client
 from tests.search_server import SearchServer
 
