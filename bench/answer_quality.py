@@ -46,7 +46,7 @@ from query_unit.turn import UnitTools  # noqa: E402
 from retrieval.document_index import DocumentIndex  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
 from retrieval.types import Passage  # noqa: E402
-from service.evaluation import Case, Outcome, build_index, cases, is_correct, run_case, squad_cases  # noqa: E402
+from scripts.evaluation import Case, Outcome, build_index, cases, is_correct, run_case, squad_cases  # noqa: E402
 from service.generator.chat_template import ChatTemplate  # noqa: E402
 from service.generator.loading import load_backend  # noqa: E402
 from service.generator.model_files import default_gguf_path  # noqa: E402

@@ -20,7 +20,7 @@ from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
 from retrieval.document_index import DocumentIndex  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
-from service.evaluation import build_index, cases, run_case  # noqa: E402
+from scripts.evaluation import build_index, cases, run_case  # noqa: E402
 from service.generator.chat_template import ChatTemplate  # noqa: E402
 from service.generator.evidence_block import EvidenceStyle  # noqa: E402
 from service.generator.loading import load_backend  # noqa: E402

@@ -38,7 +38,7 @@ from retrieval.embedder import Embedder  # noqa: E402
 from service.citations import strip_citations  # noqa: E402
 from service.completions import CompletionBuilder, collect  # noqa: E402
 from service.engine import follow_up  # noqa: E402
-from service.evaluation import build_index, invented_documents, is_correct  # noqa: E402
+from scripts.evaluation import build_index, invented_documents, is_correct  # noqa: E402
 from service.generator.chat_template import ChatMessage, ChatTemplate  # noqa: E402
 from service.generator.decode_loop import GenerationParams, generate  # noqa: E402
 from service.generator.loading import load_backend  # noqa: E402

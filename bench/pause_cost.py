@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench.machine import machine_report  # noqa: E402
 from query_unit.types import Evidence  # noqa: E402
 from retrieval.types import Passage  # noqa: E402
-from service.evaluation import SQUAD, read_jsonl  # noqa: E402
+from scripts.evaluation import SQUAD, read_jsonl  # noqa: E402
 from service.generator.chat_template import ChatMessage, ChatTemplate  # noqa: E402
 from service.generator.evidence_block import evidence_block, evidence_text  # noqa: E402
 from service.generator.llama_backend import LlamaCppBackend  # noqa: E402

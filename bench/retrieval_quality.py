@@ -29,7 +29,7 @@ from bench.machine import machine_report  # noqa: E402
 from bench.msmarco import load, ndcg_at, recall_at  # noqa: E402
 from retrieval.document_index import DocumentIndex, DocumentInput  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
-from service.evaluation import SQUAD, SQUAD_SPLITS, read_jsonl, squad_documents  # noqa: E402
+from scripts.evaluation import SQUAD, SQUAD_SPLITS, read_jsonl, squad_documents  # noqa: E402
 
 MODES = {"bm25": "lexical", "dense": "dense", "ours": "hybrid"}
 

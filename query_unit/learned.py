@@ -8,7 +8,7 @@ Its knob is a target retrieval rate, not a raw threshold: training stores, for r
 5% to 95%, the score threshold at which that share of held-out turns searched, and the unit
 interpolates. Without a target it uses the threshold at which few of the training turns that
 needed no document searched. Weights are plain JSON (query_unit/weights/learned_unit.json), built by
-`python -m service.train_unit`.
+`python -m scripts.train_unit`.
 """
 
 from __future__ import annotations

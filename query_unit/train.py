@@ -1,4 +1,4 @@
-"""Fit the learned unit from recorded turns (see service/train_unit.py, which records them).
+"""Fit the learned unit from recorded turns (see scripts/train_unit.py, which records them).
 
 A turn is {"id", "label", "question": [features], "tokens": [[features], …]}; label 1 means
 the question asks for what only a document holds (an invented entity, a detail of a SQuAD

@@ -1,4 +1,4 @@
-"""`python -m service.train_unit`: build the learned unit's training data and train it.
+"""`python -m scripts.train_unit`: build the learned unit's training data and train it.
 
 For every training question the real model answers closed-book while a recording unit writes
 down the features and the model's hidden states (beside the turns, as .npz). The questions are
@@ -28,7 +28,7 @@ from query_unit.recording import RecordingUnit  # noqa: E402
 from query_unit.turn import UnitTools  # noqa: E402
 from retrieval.document_index import DocumentIndex  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
-from service.evaluation import build_index, cases, run_case, squad_cases  # noqa: E402
+from scripts.evaluation import build_index, cases, run_case, squad_cases  # noqa: E402
 from service.generator.chat_template import ChatTemplate  # noqa: E402
 from service.generator.loading import load_backend  # noqa: E402
 from service.settings import Settings  # noqa: E402

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.evaluation import answer_faults
+from scripts.evaluation import answer_faults
 
 EVIDENCE = ["The Tarn Swimmers are a semi-professional water polo club based in Oslo. It was founded in 1901 by Ann Vik."]
 
