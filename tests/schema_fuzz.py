@@ -23,7 +23,9 @@ def fuzz(schema, examples: int) -> dict[str, Counter]:  # type: ignore[no-untype
         statuses: Counter = Counter()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        # Derandomized: the same requests every run, so that whether valid ones were among them
+        # never depends on the draw (a random run once drew 20 invalid chat requests).
+        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
         def check(case) -> None:  # type: ignore[no-untyped-def]
             response = case.call(timeout=60)
             statuses[response.status_code] += 1
