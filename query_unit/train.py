@@ -107,8 +107,8 @@ def projections(
 # and invented questions, test on the other), never on the held-out article: with signals
 # alone the gate searched 83% of the other article's questions at 7% of controls; 12
 # components of the question's state and C=0.1 gave 92% at 10% (8: 87%; 16: 93%, no better
-# for four more; C=1 was worse with components of every number). The tokens' states did not help (earlier, 8 components: AUC
-# 0.937 against 0.938).
+# for four more; C=1 was worse with components of every number). The tokens' states did not
+# help (earlier, 8 components: AUC 0.937 against 0.938).
 GATE_COMPONENTS, TOKEN_COMPONENTS = 12, 0
 GATE_C = 0.1
 # By default the unit searches on at most this share of the turns that need no document (the

@@ -64,6 +64,7 @@ def is_correct(text: str, gold: str) -> bool:
 
 
 def _words(text: str) -> list[str]:
+    # Any script's letters, unlike query_unit's ASCII words: a Russian answer must count as words.
     return re.findall(r"[^\W_]+", text.lower())
 
 

@@ -51,8 +51,6 @@ class Upload:
             problem = text_problem(value, f"its {what}")
             if problem:
                 raise ValueError(problem)
-        if not self.text.strip():
-            raise ValueError("its text is empty")
         # Text is read as Markdown (plain text is Markdown too): a heading gives the title.
         parsed = read_document(self.text.encode("utf-8"), None, "text/markdown", source=self.source, doc_id=self.doc_id)
         return replace(parsed, title=self.title or parsed.title)
@@ -69,9 +67,13 @@ class IngestionJob:
     results: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
-    total: int | None = None  # set for a job read back from disk, whose uploads are gone
+    total: int = -1  # documents in the job: len(uploads), or as saved for a job read back from disk
     _callbacks: list[Callable[[], None]] = field(default_factory=list)
     _callback_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.total < 0:
+            self.total = len(self.uploads)
 
     def when_finished(self, callback: Callable[[], None]) -> None:
         """Call `callback` (on the ingestion thread) when the job ends; now if it has."""
@@ -100,7 +102,7 @@ class IngestionJob:
             "id": self.id,
             "object": "ingestion_job",
             "status": self.status,
-            "progress": {"done": self.done, "total": len(self.uploads) if self.total is None else self.total},
+            "progress": {"done": self.done, "total": self.total},
             "created_at": self.created_at,
             "finished_at": self.finished_at,
             "results": self.results,
@@ -139,10 +141,7 @@ class JobFiles:
             job.finished.set()
             if job.status in ("queued", "running"):
                 job.status, job.finished_at = "interrupted", job.finished_at or time.time()
-                job.error = (
-                    f"the service stopped before this job finished: {len(job.results)} of {job.total} documents were "
-                    "read (see results; those added are indexed); upload the others again"
-                )
+                job.error = stopped_during(job)
                 self.save(job)
             jobs.append(job)
         return sorted(jobs, key=lambda j: j.created_at)
@@ -233,7 +232,7 @@ class IngestionQueue:
             error = None
             try:
                 if not self._ingest(job):
-                    status, error = "interrupted", _stopped_during(job)
+                    status, error = "interrupted", stopped_during(job)
                 elif job.results and not any(r["status"] != "failed" for r in job.results):
                     status, error = "failed", "no document could be read"
             except Exception as exc:  # the index itself failed: the job says so, the service goes on
@@ -281,13 +280,14 @@ class IngestionQueue:
         self._thread.join(timeout=grace)
         current = self._current
         if current is not None and not current.finished.is_set():
-            current.finish("interrupted", _stopped_during(current))
+            current.finish("interrupted", stopped_during(current))
             self._save(current)
         for job in list(self._jobs.values()):  # queued behind it: never started
             if not job.finished.is_set():
-                job.finish("interrupted", "the service stopped before this job started; upload it again")
+                job.finish("interrupted", stopped_during(job))
                 self._save(job)
 
 
-def _stopped_during(job: IngestionJob) -> str:
-    return f"the service stopped: {job.done} of {len(job.uploads)} documents were read (see results); upload the others again"
+def stopped_during(job: IngestionJob) -> str:
+    """What an interrupted job says, whether it was stopped or found unfinished after a kill."""
+    return f"the service stopped: {job.done} of {job.total} documents were read (see results); upload the others again"
