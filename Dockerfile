@@ -16,6 +16,5 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
  && RAGPAUSE_WHEEL_CACHE=/tmp/wheels deploy/build_llama_cpp.sh python "$LLAMA_BASELINE" \
  && rm -rf /tmp/wheels \
  && pip install --no-cache-dir .
-ENV HF_HUB_OFFLINE=1
 EXPOSE 8000
 CMD ["python", "-m", "service"]

@@ -3,12 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export HF_HUB_OFFLINE := 1
-export TRANSFORMERS_OFFLINE := 1
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup browser run test bench clean
+.PHONY: setup browser run test lint bench clean
 
 # llama.cpp's instruction-set baseline: empty picks x86-64-v3 where the CPU has AVX2, else
 # x86-64-v2 (deploy/build_llama_cpp.sh). Never -march=native: see service/generator/llama_build.py.
@@ -37,8 +35,13 @@ browser:
 		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-test: setup browser
+test: setup browser lint
 	$(PY) -m pytest
+
+# ruff's lint and formatting check (configured in pyproject.toml); `$(VENV)/bin/ruff format .` fixes the format.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # On an AVX-512 machine, decode.py also times the pinned build against an x86-64-v4 one (what
 # pinning costs there), and indexing.py runs again as on an AVX2-only CPU (bench/cpu_view).

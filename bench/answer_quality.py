@@ -35,22 +35,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.machine import machine_report  # noqa: E402
-from bench.msmarco import CORPUS as MSMARCO  # noqa: E402
-from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
-from query_unit.heuristic import HeuristicUnit  # noqa: E402
-from query_unit.learned import WEIGHTS, LearnedUnit, LearnedWeights  # noqa: E402
-from query_unit.turn import UnitTools  # noqa: E402
-from retrieval.document_index import DocumentIndex  # noqa: E402
-from retrieval.embedder import Embedder  # noqa: E402
-from retrieval.types import Passage  # noqa: E402
-from scripts.evaluation import Case, Outcome, build_index, cases, is_correct, run_case, squad_cases  # noqa: E402
-from service.generator.chat_template import ChatTemplate  # noqa: E402
-from service.generator.loading import load_backend  # noqa: E402
-from service.generator.model_files import default_gguf_path  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from bench.machine import machine_report
+from bench.msmarco import CORPUS as MSMARCO
+from query_unit.always import AlwaysRetrieveUnit
+from query_unit.heuristic import HeuristicUnit
+from query_unit.learned import WEIGHTS, LearnedUnit, LearnedWeights
+from query_unit.turn import UnitTools
+from retrieval.document_index import DocumentIndex
+from retrieval.embedder import Embedder
+from retrieval.types import Passage
+from scripts.evaluation import Case, Outcome, build_index, cases, is_correct, run_case, squad_cases
+from service.generator.chat_template import ChatTemplate
+from service.generator.loading import load_backend
+from service.generator.model_files import default_gguf_path
+from service.settings import Settings
 
 UNITS = ("closed_book", "plain_always_retrieve", "always_retrieve", "heuristic", "learned")
 SETS = ("invented", "squad_tune", "squad_held_out")
@@ -76,7 +75,9 @@ def plain_always_retrieve(llm, index: DocumentIndex, case: Case, max_tokens: int
     found = index.search(case.question, 3)
     content = "\n\n".join([p.text for p in found] + [case.question])
     llm.reset()
-    reply = llm.create_chat_completion(messages=[{"role": "user", "content": content}], temperature=0.0, max_tokens=max_tokens)
+    reply = llm.create_chat_completion(
+        messages=[{"role": "user", "content": content}], temperature=0.0, max_tokens=max_tokens
+    )
     text = reply["choices"][0]["message"]["content"] or ""
     took = time.perf_counter() - start
     has = any(is_correct(p.text, case.answer) for p in found)
@@ -116,20 +117,26 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     parser.add_argument("--tune-stride", type=int, default=3, help="every n-th question of the SQuAD tune articles")
     parser.add_argument("--weights", type=Path, default=WEIGHTS, help="the learned unit's weights")
-    parser.add_argument("--learned-rate", type=float, default=None, help="the learned unit's target rate; default: as trained")
+    parser.add_argument(
+        "--learned-rate", type=float, default=None, help="the learned unit's target rate; default: as trained"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "answer_quality.json")
-    parser.add_argument("--merge", nargs="+", type=Path, help="combine these reports (of other units) into --out, and stop")
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, help="combine these reports (of other units) into --out, and stop"
+    )
     args = parser.parse_args()
     settings = Settings()
     if args.merge:
-        merge(args.merge, settings.query_unit, args.out)
+        merge(args.merge, settings.unit.query_unit, args.out)
         return
     # As the service runs them: the learned unit on an engine that reports hidden states (its
     # prefill ends in a one-token batch, which can move near-ties), the others on a plain one.
     backend = load_backend(settings)
     hidden_backend = load_backend(settings, hidden_states=True) if "learned" in args.units else backend
     template = ChatTemplate(backend)
-    embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
+    embedder = Embedder(
+        settings.retrieval.embedder_path, settings.retrieval.embedder_backend, settings.data_dir / "embedders"
+    )
     sets = {
         "invented": cases("eval"),
         "squad_tune": squad_cases("tune")[:: args.tune_stride],
@@ -152,15 +159,23 @@ def main() -> None:
             "closed_book": None,
             "always_retrieve": AlwaysRetrieveUnit(tools),
             "heuristic": HeuristicUnit(tools),
-            "learned": LearnedUnit(tools, LearnedWeights.load(args.weights), args.learned_rate) if "learned" in args.units else None,
+            "learned": LearnedUnit(tools, LearnedWeights.load(args.weights), args.learned_rate)
+            if "learned" in args.units
+            else None,
         }
         llm = None
         if "plain_always_retrieve" in args.units:
             from llama_cpp import Llama
 
-            threads = settings.n_threads or len(os.sched_getaffinity(0))  # as many as our engine uses
-            llm = Llama(model_path=str(settings.model_path or default_gguf_path()), n_ctx=settings.n_ctx,
-                        n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+            threads = settings.model.n_threads or len(os.sched_getaffinity(0))  # as many as our engine uses
+            llm = Llama(
+                model_path=str(settings.model.model_path or default_gguf_path()),
+                n_ctx=settings.model.n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_batch=512,
+                verbose=False,
+            )
         for name in args.units:
             report["conditions"][name] = {}
             for set_name, rows in sets.items():
@@ -171,28 +186,38 @@ def main() -> None:
                     else:
                         recorder.found = []
                         engine = hidden_backend if name == "learned" else backend
-                        outcome = run_case(engine, template, units[name], case, settings.system_prompt)
+                        outcome = run_case(engine, template, units[name], case, settings.model.system_prompt)
                         found = recorder.found
                     outcomes.append(outcome)
                     retrieved.append(any(is_correct(p.text, case.answer) for p in found))
                 row = summarize(outcomes, retrieved)
                 row["misses"] = [
-                    {"question": o.case.question, "gold": o.case.answer, "answer": o.text[:200], "searches": o.searches,
-                     "faults": sorted(o.faults())}
+                    {
+                        "question": o.case.question,
+                        "gold": o.case.answer,
+                        "answer": o.text[:200],
+                        "searches": o.searches,
+                        "faults": sorted(o.faults()),
+                    }
                     for o in outcomes
                     if not o.correct
                 ][:12]
                 report["conditions"][name][set_name] = row
-                controls = f" | controls {row['control_accuracy']:.3f} searched {row['control_searched']:.3f}" if "controls" in row else ""
+                controls = (
+                    f" | controls {row['control_accuracy']:.3f} searched {row['control_searched']:.3f}"
+                    if "controls" in row
+                    else ""
+                )
                 print(
                     f"{name:22s} {set_name:15s} acc {row['accuracy']:.3f} searched {row['searched']:.3f} "
                     f"(gold retrieved {row['gold_in_retrieved']:.3f} kept {row['gold_in_kept']:.3f}){controls} | "
-                    f"{row['searches_per_answer']:.2f} searches/answer, +{row['added_latency_per_pause_s'] * 1000:.0f} ms/pause, "
+                    f"{row['searches_per_answer']:.2f} searches/answer, "
+                    f"+{row['added_latency_per_pause_s'] * 1000:.0f} ms/pause, "
                     f"{row['seconds_per_answer']:.2f} s/answer | faults {row['wrong_answers_with']}",
                     flush=True,
                 )
                 args.out.write_text(json.dumps(report, indent=2) + "\n")  # partial results survive an interrupted run
-    finish(report, settings.query_unit, args.out)
+    finish(report, settings.unit.query_unit, args.out)
 
 
 def finish(report: dict, default: str, out: Path) -> None:
@@ -203,8 +228,15 @@ def finish(report: dict, default: str, out: Path) -> None:
         report["default_unit"] = default
         ours, plain, closed = c[default], c["plain_always_retrieve"], c["closed_book"]
         report["targets"] = {
-            **{f"{s}: beats plain always-retrieve by 0.05": ours[s]["accuracy"] >= plain[s]["accuracy"] + 0.05 for s in ours if s != "squad_tune"},
-            **{f"{s}: searched at least 90% of questions that need a document": ours[s]["searched"] >= 0.9 for s in ours},
+            **{
+                f"{s}: beats plain always-retrieve by 0.05": ours[s]["accuracy"] >= plain[s]["accuracy"] + 0.05
+                for s in ours
+                if s != "squad_tune"
+            },
+            **{
+                f"{s}: searched at least 90% of questions that need a document": ours[s]["searched"] >= 0.9
+                for s in ours
+            },
         }
         if "invented" in ours:
             report["targets"]["controls keep closed-book accuracy (-0.02 at most)"] = (

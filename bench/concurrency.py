@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -23,27 +22,32 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import httpx  # noqa: E402
+import httpx
 
-from bench.machine import machine_report  # noqa: E402
-from retrieval.document_index import DocumentIndex  # noqa: E402
-from retrieval.embedder import Embedder  # noqa: E402
-from service.app import create_app  # noqa: E402
-from service.engine import Engine  # noqa: E402
-from service.generator.llama_backend import LlamaCppBackend  # noqa: E402
-from service.generator.model_files import default_gguf_path  # noqa: E402
-from service.engine import web_searcher  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from service.worker import GenerationWorker  # noqa: E402
-from tests.live_server import serve  # noqa: E402
-from tests.search_server import SearchServer  # noqa: E402
+from bench.machine import machine_report
+from retrieval.document_index import DocumentIndex
+from retrieval.embedder import Embedder
+from service.api.app import create_app
+from service.generator.llama_backend import LlamaCppBackend
+from service.generator.model_files import default_gguf_path
+from service.runtime.runtime import Runtime, web_searcher
+from service.runtime.worker import GenerationWorker
+from service.settings import Settings
+from tests.live_server import serve
+from tests.search_server import SearchServer
 
 REPO = Path(__file__).resolve().parent.parent
 LONG = "Write a long story about a dragon who learns to bake bread."
 SEARCHING = ("Where was Zorblax Quintaro born?", 40, "always", "web")
-SHORT = ["What is the capital of France?", "Name a primary colour.", "What is 2 plus 2?", "Where was Zorblax Quintaro born?", "What do bees make?", "Say hello."]
+SHORT = [
+    "What is the capital of France?",
+    "Name a primary colour.",
+    "What is 2 plus 2?",
+    "Where was Zorblax Quintaro born?",
+    "What do bees make?",
+    "Say hello.",
+]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -51,7 +55,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def ask(client: httpx.AsyncClient, question: str, max_tokens: int, retrieval: str = "auto", sources: str = "auto") -> dict:
+async def ask(
+    client: httpx.AsyncClient, question: str, max_tokens: int, retrieval: str = "auto", sources: str = "auto"
+) -> dict:
     start = time.perf_counter()
     first = None
     tokens = 0
@@ -74,7 +80,9 @@ async def ask(client: httpx.AsyncClient, question: str, max_tokens: int, retriev
     return {"ttft": first or 0.0, "latency": time.perf_counter() - start, "tokens": tokens}
 
 
-async def scenario(url: str, first: tuple[str, int, str, str] = (LONG, 300, "off", "auto"), short_retrieval: str = "auto") -> dict:
+async def scenario(
+    url: str, first: tuple[str, int, str, str] = (LONG, 300, "off", "auto"), short_retrieval: str = "auto"
+) -> dict:
     """`first` (question, max tokens, retrieval, sources) starts; 0.3 s later the short ones."""
     health: list[float] = []
     done = asyncio.Event()
@@ -113,18 +121,24 @@ async def scenario(url: str, first: tuple[str, int, str, str] = (LONG, 300, "off
 def main() -> None:
     settings = Settings(system_prompt="You are a helpful assistant.")
     embedder = Embedder(cache_root=REPO / "index_data" / "embedders")
-    report: dict = {"benchmark": "concurrency", "machine": machine_report(), "scenario": "1 long answer (300 tokens) + 6 short (24 tokens) 0.3 s later, /health every 50 ms", "results": {}}
+    report: dict = {
+        "benchmark": "concurrency",
+        "machine": machine_report(),
+        "scenario": "1 long answer (300 tokens) + 6 short (24 tokens) 0.3 s later, /health every 50 ms",
+        "results": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         index = DocumentIndex(Path(tmp), embedder)
         index.add_paths([REPO / "index_data" / "starter"])
         backends = [LlamaCppBackend(default_gguf_path(), n_ctx=2048) for _ in range(4)]
         for slots in (1, 4):
-            engine = Engine(settings, backends[0], index, more_slots=backends[1:slots])
-            with serve(create_app(settings, engine=engine)) as url:
+            engine = Runtime(settings, backends[0], index, more_slots=backends[1:slots])
+            with serve(create_app(settings, runtime=engine)) as url:
                 asyncio.run(scenario(url))  # warm-up: caches, first-touch of the weights
                 report["results"][f"{slots}_slot" + ("s" if slots > 1 else "")] = row = asyncio.run(scenario(url))
             print(
-                f"{slots} slot(s): short TTFT p50 {row['short_ttft_p50_s']:.2f} s p99 {row['short_ttft_p99_s']:.2f} s | "
+                f"{slots} slot(s): short TTFT p50 {row['short_ttft_p50_s']:.2f} s "
+                f"p99 {row['short_ttft_p99_s']:.2f} s | "
                 f"short latency p50 {row['short_latency_p50_s']:.2f} s | long {row['long_latency_s']:.2f} s | "
                 f"{row['tokens_per_s']:.0f} tok/s | health max {row['health_max_s'] * 1000:.0f} ms",
                 flush=True,
@@ -137,8 +151,14 @@ def main() -> None:
     report["ratio_short_latency_p50_inline_over_aside"] = inline["short_latency_p50_s"] / aside["short_latency_p50_s"]
     out = Path(__file__).parent / "results" / "concurrency.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"short questions start {report['ratio_short_ttft_p50_fifo_over_slots']:.1f}x sooner with 4 slots; throughput ratio {report['ratio_tokens_per_s_slots_over_fifo']:.2f}")
-    print(f"beside a 2 s search, short questions finish {report['ratio_short_latency_p50_inline_over_aside']:.1f}x sooner with the search aside")
+    print(
+        f"short questions start {report['ratio_short_ttft_p50_fifo_over_slots']:.1f}x sooner with 4 slots; "
+        f"throughput ratio {report['ratio_tokens_per_s_slots_over_fifo']:.2f}"
+    )
+    print(
+        f"beside a 2 s search, short questions finish "
+        f"{report['ratio_short_latency_p50_inline_over_aside']:.1f}x sooner with the search aside"
+    )
 
 
 class InlineWorker(GenerationWorker):
@@ -149,13 +169,25 @@ class InlineWorker(GenerationWorker):
 
 
 def slow_search(settings: Settings, index: DocumentIndex, backends: list[LlamaCppBackend], report: dict) -> None:
-    web = SearchServer([{"title": "Zorblax Quintaro", "url": "https://example.org/z", "content": "Zorblax Quintaro was born in Vellmora."}], slow_s=2.0)
+    web = SearchServer(
+        [
+            {
+                "title": "Zorblax Quintaro",
+                "url": "https://example.org/z",
+                "content": "Zorblax Quintaro was born in Vellmora.",
+            }
+        ],
+        slow_s=2.0,
+    )
     web.mode = "slow"
-    searching = settings.model_copy(update={"web_search_url": web.url, "web_timeout_s": 10.0, "web_retries": 0})
+    web_settings = settings.retrieval.model_copy(
+        update={"web_search_url": web.url, "web_timeout_s": 10.0, "web_retries": 0}
+    )
+    searching = settings.model_copy(update={"retrieval": web_settings})
     try:
         for name, worker_class in (("search_inline", InlineWorker), ("search_aside", GenerationWorker)):
-            engine = Engine(searching, backends[0], index, web_searcher(searching), backends[1:])
-            app = create_app(searching, engine=engine)
+            engine = Runtime(searching, backends[0], index, web_searcher(searching), backends[1:])
+            app = create_app(searching, runtime=engine)
             with serve(app) as url:
                 app.state.worker.stop()
                 app.state.worker = worker_class(engine.slots, cached_tokens=lambda backend: backend.tokens)
@@ -163,8 +195,10 @@ def slow_search(settings: Settings, index: DocumentIndex, backends: list[LlamaCp
                 asyncio.run(scenario(url, SEARCHING, "off"))  # warm-up
                 report["results"][name] = row = asyncio.run(scenario(url, SEARCHING, "off"))
             print(
-                f"{name}: short TTFT p50 {row['short_ttft_p50_s']:.2f} s | short latency p50 {row['short_latency_p50_s']:.2f} s "
-                f"p99 {row['short_latency_p99_s']:.2f} s | searching answer {row['long_latency_s']:.2f} s | health max {row['health_max_s'] * 1000:.0f} ms",
+                f"{name}: short TTFT p50 {row['short_ttft_p50_s']:.2f} s | "
+                f"short latency p50 {row['short_latency_p50_s']:.2f} s "
+                f"p99 {row['short_latency_p99_s']:.2f} s | searching answer {row['long_latency_s']:.2f} s | "
+                f"health max {row['health_max_s'] * 1000:.0f} ms",
                 flush=True,
             )
     finally:

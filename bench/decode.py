@@ -25,18 +25,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llama_cpp import Llama  # noqa: E402
+from llama_cpp import Llama
 
-from query_unit.heuristic import HeuristicConfig, HeuristicUnit  # noqa: E402
-from query_unit.learned import LearnedUnit  # noqa: E402
-from query_unit.turn import UnitTools  # noqa: E402
-from bench.machine import machine_report  # noqa: E402
-from service.generator import llama_build  # noqa: E402
-from service.generator.chat_template import ChatMessage, ChatTemplate  # noqa: E402
-from service.generator.decode_loop import GenerationParams, generate  # noqa: E402
-from service.generator.events import TokenEvent  # noqa: E402
-from service.generator.llama_backend import LlamaCppBackend  # noqa: E402
-from service.generator.model_files import default_gguf_path  # noqa: E402
+from bench.machine import machine_report
+from query_unit.heuristic import HeuristicConfig, HeuristicUnit
+from query_unit.learned import LearnedUnit
+from query_unit.turn import UnitTools
+from service.generator import llama_build
+from service.generator.chat_template import ChatMessage, ChatTemplate
+from service.generator.decode_loop import GenerationParams, generate
+from service.generator.events import TokenEvent
+from service.generator.llama_backend import LlamaCppBackend
+from service.generator.model_files import default_gguf_path
 
 QUESTION = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
 
@@ -70,7 +70,9 @@ def never_pausing(kind: str) -> HeuristicUnit | LearnedUnit:
     return unit
 
 
-def run_ours(backend: LlamaCppBackend, template: ChatTemplate, prompt: list[int], n: int, kind: str = "heuristic") -> tuple[float, float, int]:
+def run_ours(
+    backend: LlamaCppBackend, template: ChatTemplate, prompt: list[int], n: int, kind: str = "heuristic"
+) -> tuple[float, float, int]:
     unit = never_pausing(kind)
     backend.rollback(0)
     start = time.perf_counter()
@@ -98,7 +100,14 @@ def summary(runs: list[tuple[float, float, int]]) -> dict:
 
 def load_raw() -> tuple[Llama, list[int]]:
     threads = os.cpu_count() or 1
-    raw = Llama(model_path=str(default_gguf_path()), n_ctx=4096, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+    raw = Llama(
+        model_path=str(default_gguf_path()),
+        n_ctx=4096,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_batch=512,
+        verbose=False,
+    )
     template = ChatTemplate(LlamaCppBackend(default_gguf_path(), n_ctx=256))
     return raw, template.prompt([ChatMessage("user", QUESTION)], "You are a helpful assistant.")
 
@@ -121,7 +130,11 @@ def compare_builds(other: Path, reps: int, tokens: int) -> dict:
             if name == "other":
                 env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(other.resolve()), env.get("PYTHONPATH")]))
             done = subprocess.run(
-                [sys.executable, __file__, "--raw-worker", "--tokens", str(tokens)], env=env, capture_output=True, text=True, check=True
+                [sys.executable, __file__, "--raw-worker", "--tokens", str(tokens)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             row = json.loads(done.stdout.strip().splitlines()[-1])
             runs[name].append((row["total"], row["first"], row["count"]))
@@ -138,7 +151,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--other-build", type=Path, help="a folder holding another llama-cpp-python build (pip --target)")
+    parser.add_argument(
+        "--other-build", type=Path, help="a folder holding another llama-cpp-python build (pip --target)"
+    )
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "decode.json")
     args = parser.parse_args()
@@ -184,11 +199,21 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"tokens generated: baseline {raw_s['tokens']}, ours {our_s['tokens']} (prompt {len(prompt)})")
-    print(f"baseline create_completion: {raw_s['tokens_per_s']:.1f} tokens/s, first token {raw_s['ttft_s'] * 1000:.0f} ms")
-    print(f"ours (loop + query unit):   {our_s['tokens_per_s']:.1f} tokens/s, first token {our_s['ttft_s'] * 1000:.0f} ms")
-    print(f"ratio tokens/s: {result['ratio_tokens_per_s']:.3f} (target >= 0.95); ratio first token: {result['ratio_ttft']:.3f}")
-    print(f"default (learned unit, hidden states): {default_s['tokens_per_s']:.1f} tokens/s, first token {default_s['ttft_s'] * 1000:.0f} ms; "
-          f"ratio tokens/s {result['default_ratio_tokens_per_s']:.3f}, first token {result['default_ratio_ttft']:.3f}")
+    print(
+        f"baseline create_completion: {raw_s['tokens_per_s']:.1f} tokens/s, first token {raw_s['ttft_s'] * 1000:.0f} ms"
+    )
+    print(
+        f"ours (loop + query unit):   {our_s['tokens_per_s']:.1f} tokens/s, first token {our_s['ttft_s'] * 1000:.0f} ms"
+    )
+    print(
+        f"ratio tokens/s: {result['ratio_tokens_per_s']:.3f} (target >= 0.95); "
+        f"ratio first token: {result['ratio_ttft']:.3f}"
+    )
+    print(
+        f"default (learned unit, hidden states): {default_s['tokens_per_s']:.1f} tokens/s, "
+        f"first token {default_s['ttft_s'] * 1000:.0f} ms; "
+        f"ratio tokens/s {result['default_ratio_tokens_per_s']:.3f}, first token {result['default_ratio_ttft']:.3f}"
+    )
     if "builds" in result:
         b = result["builds"]
         print(f"pinned build: {b['pinned']['tokens_per_s']:.1f} tokens/s ({b['pinned']['build']})")

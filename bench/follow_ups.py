@@ -4,7 +4,7 @@ conditions on the same first turns:
 
 - baseline: the query unit reads the follow-up alone (as before follow-ups were read);
 - ours: it also reads the earlier question and whether that answer cited sources
-  (`service.engine.follow_up`).
+  (`service.runtime.runtime.follow_up`).
 
 Conversations: for each invented entity of the evaluation set (query_unit/data/eval.jsonl,
 mixed into the 5,000 MS MARCO passages), its first question, then each other question with the
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import sys
 import tempfile
@@ -26,23 +25,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.machine import machine_report  # noqa: E402
-from bench.msmarco import CORPUS as MSMARCO  # noqa: E402
-from query_unit.controls import EVAL_CONTROLS, SELF_DEFINED, TRAIN_CONTROLS  # noqa: E402
-from query_unit.heuristic import HeuristicUnit  # noqa: E402
-from query_unit.turn import UnitTools  # noqa: E402
-from retrieval.document_index import DocumentIndex  # noqa: E402
-from retrieval.embedder import Embedder  # noqa: E402
-from service.citations import strip_citations  # noqa: E402
-from service.completions import CompletionBuilder, collect  # noqa: E402
-from service.engine import follow_up  # noqa: E402
-from scripts.evaluation import build_index, invented_documents, is_correct  # noqa: E402
-from service.generator.chat_template import ChatMessage, ChatTemplate  # noqa: E402
-from service.generator.decode_loop import GenerationParams, generate  # noqa: E402
-from service.generator.loading import load_backend  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from bench.machine import machine_report
+from bench.msmarco import CORPUS as MSMARCO
+from query_unit.controls import EVAL_CONTROLS, SELF_DEFINED, TRAIN_CONTROLS
+from query_unit.heuristic import HeuristicUnit
+from query_unit.turn import UnitTools
+from retrieval.document_index import DocumentIndex
+from retrieval.embedder import Embedder
+from scripts.evaluation import build_index, invented_documents, is_correct
+from service.answer.citations import strip_citations
+from service.answer.completions import CompletionBuilder, collect
+from service.generator.chat_template import ChatMessage, ChatTemplate
+from service.generator.decode_loop import GenerationParams, generate
+from service.generator.loading import load_backend
+from service.runtime.conversation import follow_up
+from service.settings import Settings
 
 GROUPS = ("invented", "known", "switch")
 
@@ -83,7 +81,14 @@ def answer(backend, template, unit, messages: list[ChatMessage], system: str, wi
     model_view = [ChatMessage(m.role, strip_citations(m.content)) if m.role == "assistant" else m for m in messages]
     prompt = template.prompt(model_view, system)
     span = template.question_span(prompt, model_view)
-    events = generate(backend, template, prompt, unit.begin_turn(question, context), GenerationParams(max_tokens=80), question_span=span)
+    events = generate(
+        backend,
+        template,
+        prompt,
+        unit.begin_turn(question, context),
+        GenerationParams(max_tokens=80),
+        question_span=span,
+    )
 
     async def events_async():  # type: ignore[no-untyped-def]
         for event in events:
@@ -91,7 +96,7 @@ def answer(backend, template, unit, messages: list[ChatMessage], system: str, wi
 
     builder = CompletionBuilder(backend, "bench", False, 0, question)
     body = asyncio.run(collect(builder, events_async()))
-    return body["choices"][0]["message"]["content"], len(body["pauses"])
+    return body.choices[0].message.content, len(body.pauses)
 
 
 def main() -> None:
@@ -101,19 +106,28 @@ def main() -> None:
     settings = Settings()
     backend = load_backend(settings)
     template = ChatTemplate(backend)
-    embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
+    embedder = Embedder(
+        settings.retrieval.embedder_path, settings.retrieval.embedder_backend, settings.data_dir / "embedders"
+    )
     pairs = conversations(args.split)
-    report: dict = {"benchmark": "follow_ups", "machine": machine_report(), "split": args.split, "conversations": {g: sum(p[3] == g for p in pairs) for g in GROUPS}}
+    report: dict = {
+        "benchmark": "follow_ups",
+        "machine": machine_report(),
+        "split": args.split,
+        "conversations": {g: sum(p[3] == g for p in pairs) for g in GROUPS},
+    }
     rows: dict[str, list[dict]] = {"baseline": [], "ours": []}
     with tempfile.TemporaryDirectory() as tmp:
         index = build_index(Path(tmp), DocumentIndex(Path(tmp), embedder), MSMARCO, args.split)
         unit = HeuristicUnit(UnitTools(index, lambda t: len(backend.tokenize(t)), embedder.encode, local=index))
         start = time.perf_counter()
         for first, later, gold, group in pairs:
-            first_answer, _ = answer(backend, template, unit, [ChatMessage("user", first)], settings.system_prompt, True)
+            first_answer, _ = answer(
+                backend, template, unit, [ChatMessage("user", first)], settings.model.system_prompt, True
+            )
             history = [ChatMessage("user", first), ChatMessage("assistant", first_answer), ChatMessage("user", later)]
             for name in rows:
-                text, searches = answer(backend, template, unit, history, settings.system_prompt, name == "ours")
+                text, searches = answer(backend, template, unit, history, settings.model.system_prompt, name == "ours")
                 rows[name].append(
                     {
                         "group": group,
@@ -134,9 +148,12 @@ def main() -> None:
             result[f"{group}_accuracy"] = sum(o["correct"] for o in mine) / len(mine)
             result[f"{group}_searched"] = sum(o["searched"] for o in mine) / len(mine)
         report["results"][name] = result
-        result["misses"] = [{k: o[k] for k in ("follow_up", "gold", "answer", "searched")} for o in outcomes if not o["correct"]][:12]
+        result["misses"] = [
+            {k: o[k] for k in ("follow_up", "gold", "answer", "searched")} for o in outcomes if not o["correct"]
+        ][:12]
         print(
-            f"{name:9s} invented follow-ups: accuracy {result['invented_accuracy']:.3f}, searched {result['invented_searched']:.3f} | "
+            f"{name:9s} invented follow-ups: accuracy {result['invented_accuracy']:.3f}, "
+            f"searched {result['invented_searched']:.3f} | "
             f"known: accuracy {result['known_accuracy']:.3f}, searched {result['known_searched']:.3f} | "
             f"change of subject: accuracy {result['switch_accuracy']:.3f}, searched {result['switch_searched']:.3f}",
             flush=True,

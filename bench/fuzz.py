@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import schemathesis  # noqa: E402
+import schemathesis
 
-from bench.machine import machine_report  # noqa: E402
-from service.app import create_app  # noqa: E402
-from service.engine import Engine  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from tests.live_server import serve  # noqa: E402
-from tests.schema_fuzz import fuzz  # noqa: E402
+from bench.machine import machine_report
+from service.api.app import create_app
+from service.runtime.runtime import Runtime
+from service.settings import Settings
+from tests.live_server import serve
+from tests.schema_fuzz import fuzz
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,12 +35,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "embedders").symlink_to(REPO / "index_data" / "embedders")  # exported once per machine
         settings = Settings(
-            data_dir=Path(tmp), starter_corpus=REPO / "index_data" / "starter", generation_slots=2,
-            default_max_tokens=16, max_tokens_limit=32, upload_wait_bytes=10_000_000,
+            data_dir=Path(tmp),
+            starter_corpus=REPO / "index_data" / "starter",
+            generation_slots=2,
+            default_max_tokens=16,
+            max_tokens_limit=32,
+            upload_wait_bytes=10_000_000,
         )
-        engine = Engine.load(settings)
+        engine = Runtime.load(settings)
         start = time.perf_counter()
-        with serve(create_app(settings, engine=engine)) as url:
+        with serve(create_app(settings, runtime=engine)) as url:
             seen = fuzz(schemathesis.openapi.from_url(url + "/openapi.json"), args.examples)
         seconds = time.perf_counter() - start
     requests = sum(sum(c.values()) for c in seen.values())
@@ -60,7 +62,10 @@ def main() -> None:
     (Path(__file__).parent / "results" / "fuzz.json").write_text(json.dumps(report, indent=2) + "\n")
     for op, statuses in report["statuses"].items():
         print(f"{op:36s} {statuses}")
-    print(f"{requests} requests in {seconds:.0f} s, {server_errors} server errors (ratio {report['ratio_5xx']:.3f}, target 0)")
+    print(
+        f"{requests} requests in {seconds:.0f} s, {server_errors} server errors "
+        f"(ratio {report['ratio_5xx']:.3f}, target 0)"
+    )
 
 
 if __name__ == "__main__":

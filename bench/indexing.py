@@ -18,22 +18,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.machine import machine_report  # noqa: E402
-from bench.msmarco import load  # noqa: E402
-from retrieval.chunking import chunk_text  # noqa: E402
-from retrieval.document_index import DocumentIndex, DocumentInput  # noqa: E402
-from retrieval.embedder import Embedder, default_embedder_path  # noqa: E402
+from bench.machine import machine_report
+from bench.msmarco import load
+from retrieval.chunking import chunk_text
+from retrieval.document_index import DocumentIndex, DocumentInput
+from retrieval.embedder import Embedder, default_embedder_path
 
 CACHE = Path(__file__).resolve().parent.parent / "index_data" / "embedders"
 
 
 def ingest(engine: str, docs: list[DocumentInput]) -> tuple[float, dict[str, np.ndarray]]:
     """Seconds for the full ingestion, and the stored vector of each chunk text."""
-    embedder = Embedder(engine=engine, cache_root=CACHE)
+    embedder = Embedder(backend=engine, cache_root=CACHE)
     embedder.encode(["warm up"])
     with tempfile.TemporaryDirectory() as tmp:
         index = DocumentIndex(Path(tmp), embedder)

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import random
-import os
 import statistics
 import sys
 import tempfile
@@ -25,16 +24,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import httpx  # noqa: E402
+import httpx
 
-from bench.machine import machine_report  # noqa: E402
-from bench.msmarco import load as load_msmarco  # noqa: E402
-from service.app import create_app  # noqa: E402
-from service.engine import Engine  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from tests.live_server import serve  # noqa: E402
+from bench.machine import machine_report
+from bench.msmarco import load as load_msmarco
+from service.api.app import create_app
+from service.runtime.runtime import Runtime
+from service.settings import Settings
+from tests.live_server import serve
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS, REQUESTS_PER_CLIENT, TIMEOUT_S = 20, 3, 300.0
@@ -59,7 +57,9 @@ async def one_chat(client: httpx.AsyncClient, n: int) -> tuple[str, float, int]:
     try:
         if n % 2:  # half streamed, half not
             tokens = 0
-            async with client.stream("POST", "/v1/chat/completions", json={**body, "stream": True, "stream_options": {"include_usage": True}}) as response:
+            async with client.stream(
+                "POST", "/v1/chat/completions", json={**body, "stream": True, "stream_options": {"include_usage": True}}
+            ) as response:
                 if response.status_code != 200:
                     return "error", time.perf_counter() - start, 0
                 async for line in response.aiter_lines():
@@ -67,7 +67,9 @@ async def one_chat(client: httpx.AsyncClient, n: int) -> tuple[str, float, int]:
                         chunk = json.loads(line[6:])
                         if "error" in chunk:
                             return "error", time.perf_counter() - start, 0
-                        tokens = chunk.get("usage", {}).get("completion_tokens", tokens) if chunk.get("usage") else tokens
+                        tokens = (
+                            chunk.get("usage", {}).get("completion_tokens", tokens) if chunk.get("usage") else tokens
+                        )
             return "ok", time.perf_counter() - start, tokens
         response = await client.post("/v1/chat/completions", json=body)
         if response.status_code != 200 or not response.json()["choices"][0]["message"]["content"]:
@@ -80,10 +82,14 @@ async def one_chat(client: httpx.AsyncClient, n: int) -> tuple[str, float, int]:
 
 
 async def run_load(url: str, passages: list[dict] | None) -> dict:
-    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT_S, limits=httpx.Limits(max_connections=CLIENTS + 4)) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=TIMEOUT_S, limits=httpx.Limits(max_connections=CLIENTS + 4)
+    ) as client:
         ingestion: dict = {}
         if passages is not None:
-            documents = [{"text": p["text"], "id": f"load-{p['_id']}", "source": f"msmarco:{p['_id']}"} for p in passages]
+            documents = [
+                {"text": p["text"], "id": f"load-{p['_id']}", "source": f"msmarco:{p['_id']}"} for p in passages
+            ]
             made = await client.post("/v1/documents", json={"documents": documents})
             assert made.status_code == 202, made.text
             ingestion["job"] = made.headers["location"]
@@ -97,7 +103,9 @@ async def run_load(url: str, passages: list[dict] | None) -> dict:
         if passages is not None:
             while (job := (await client.get(ingestion["job"])).json())["status"] in ("queued", "running"):
                 await asyncio.sleep(0.2)
-            ingestion.update(status=job["status"], documents=job["progress"]["done"], seconds=time.perf_counter() - start)
+            ingestion.update(
+                status=job["status"], documents=job["progress"]["done"], seconds=time.perf_counter() - start
+            )
     latencies = [s for status, s, _ in results if status == "ok"]
     return {
         "requests": len(results),
@@ -144,7 +152,9 @@ async def reads_during_ingestion(url: str) -> dict:
 
         async def impatient(n: int) -> None:
             try:
-                await client.post("/v1/documents", json={"text": f"Note {n}: the ferry leaves at {n} o'clock."}, timeout=0.5)
+                await client.post(
+                    "/v1/documents", json={"text": f"Note {n}: the ferry leaves at {n} o'clock."}, timeout=0.5
+                )
             except httpx.TimeoutException:
                 pass
 
@@ -158,13 +168,22 @@ async def reads_during_ingestion(url: str) -> dict:
             finished.set()
 
         during, _ = await asyncio.gather(read_latencies(client, finished), watch())
-        return {"file_bytes": len(text), "ingestion_s": time.perf_counter() - start, "alone": alone, "during_ingestion": during,
-                "ratio_worst_read": during["worst_s"] / alone["worst_s"]}
+        return {
+            "file_bytes": len(text),
+            "ingestion_s": time.perf_counter() - start,
+            "alone": alone,
+            "during_ingestion": during,
+            "ratio_worst_read": during["worst_s"] / alone["worst_s"],
+        }
 
 
 async def slot_free_after_disconnect(url: str, slots: int) -> dict:
     short = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 5, "retrieval": "off"}
-    long = {"messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}], "max_tokens": 2000, "retrieval": "off"}
+    long = {
+        "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}],
+        "max_tokens": 2000,
+        "retrieval": "off",
+    }
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         start = time.perf_counter()
         assert (await client.post("/v1/chat/completions", json=short)).status_code == 200
@@ -180,8 +199,13 @@ async def slot_free_after_disconnect(url: str, slots: int) -> dict:
         left = time.perf_counter()
         reply = await client.post("/v1/chat/completions", json=short)
         assert reply.status_code == 200
-        return {"slots": slots, "leaving_clients": slots, "short_answer_idle_s": idle,
-                "short_answer_after_clients_left_s": time.perf_counter() - left, "ratio": (time.perf_counter() - left) / idle}
+        return {
+            "slots": slots,
+            "leaving_clients": slots,
+            "short_answer_idle_s": idle,
+            "short_answer_after_clients_left_s": time.perf_counter() - left,
+            "ratio": (time.perf_counter() - left) / idle,
+        }
 
 
 RUNS = ("chats", "reads_during_ingestion", "slot_free_after_disconnect")
@@ -194,35 +218,67 @@ def main() -> None:
     corpus, _, _ = load_msmarco()
     out = Path(__file__).parent / "results" / "load.json"
     report: dict = json.loads(out.read_text()) if out.exists() and set(args.runs) != set(RUNS) else {}
-    report.update({"benchmark": "load", "machine": machine_report(), "clients": CLIENTS, "requests_per_client": REQUESTS_PER_CLIENT})
+    report.update(
+        {
+            "benchmark": "load",
+            "machine": machine_report(),
+            "clients": CLIENTS,
+            "requests_per_client": REQUESTS_PER_CLIENT,
+        }
+    )
     report.setdefault("runs", {})
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "embedders").symlink_to(REPO / "index_data" / "embedders")
-        settings = Settings(data_dir=Path(tmp), starter_corpus=REPO / "index_data" / "starter", upload_wait_bytes=20_000, max_upload_files=2000)
-        engine = Engine.load(settings)
-        with serve(create_app(settings, engine=engine)) as url:
+        settings = Settings(
+            data_dir=Path(tmp),
+            starter_corpus=REPO / "index_data" / "starter",
+            upload_wait_bytes=20_000,
+            max_upload_files=2000,
+        )
+        engine = Runtime.load(settings)
+        with serve(create_app(settings, runtime=engine)) as url:
             if "reads_during_ingestion" in args.runs:
                 report["reads_during_ingestion"] = row = asyncio.run(reads_during_ingestion(url))
-                print(f"reads: worst {row['alone']['worst_s'] * 1000:.0f} ms alone, {row['during_ingestion']['worst_s'] * 1000:.0f} ms during a "
-                      f"{row['file_bytes'] / 1e6:.1f} MB ingestion ({row['during_ingestion']['hangs']} hangs of {row['during_ingestion']['reads']})", flush=True)
+                print(
+                    f"reads: worst {row['alone']['worst_s'] * 1000:.0f} ms alone, "
+                    f"{row['during_ingestion']['worst_s'] * 1000:.0f} ms during a "
+                    f"{row['file_bytes'] / 1e6:.1f} MB ingestion "
+                    f"({row['during_ingestion']['hangs']} hangs of {row['during_ingestion']['reads']})",
+                    flush=True,
+                )
             if "slot_free_after_disconnect" in args.runs:
-                report["slot_free_after_disconnect"] = row = asyncio.run(slot_free_after_disconnect(url, settings.generation_slots))
-                print(f"a 5-token answer: {row['short_answer_idle_s']:.2f} s idle, {row['short_answer_after_clients_left_s']:.2f} s right after "
-                      f"{row['leaving_clients']} clients left their 2,000-token answers", flush=True)
-            for name, passages in (("chats_alone", None), ("chats_with_ingestion", corpus[:2000])) if "chats" in args.runs else ():
+                report["slot_free_after_disconnect"] = row = asyncio.run(
+                    slot_free_after_disconnect(url, settings.model.generation_slots)
+                )
+                print(
+                    f"a 5-token answer: {row['short_answer_idle_s']:.2f} s idle, "
+                    f"{row['short_answer_after_clients_left_s']:.2f} s right after "
+                    f"{row['leaving_clients']} clients left their 2,000-token answers",
+                    flush=True,
+                )
+            for name, passages in (
+                (("chats_alone", None), ("chats_with_ingestion", corpus[:2000])) if "chats" in args.runs else ()
+            ):
                 report["runs"][name] = row = asyncio.run(run_load(url, passages))
                 print(
                     f"{name:22s} {row['ok']}/{row['requests']} ok, {row['errors']} errors, {row['hangs']} hangs | "
                     f"{row['requests_per_s']:.2f} req/s, {row['tokens_per_s']:.0f} tok/s | "
                     f"p50 {row['latency_p50_s']:.2f} s p99 {row['latency_p99_s']:.2f} s"
-                    + (f" | ingested {row['ingestion']['documents']} in {row['ingestion']['seconds']:.0f} s" if row["ingestion"] else ""),
+                    + (
+                        f" | ingested {row['ingestion']['documents']} in {row['ingestion']['seconds']:.0f} s"
+                        if row["ingestion"]
+                        else ""
+                    ),
                     flush=True,
                 )
     if "chats" in args.runs:
         alone, loaded = report["runs"]["chats_alone"], report["runs"]["chats_with_ingestion"]
         report["ratio_p50_latency_with_ingestion"] = loaded["latency_p50_s"] / alone["latency_p50_s"]
         report["zero_errors_and_hangs"] = all(r["errors"] == 0 and r["hangs"] == 0 for r in report["runs"].values())
-        print(f"p50 latency with ingestion / alone: {report['ratio_p50_latency_with_ingestion']:.2f}; zero errors and hangs: {report['zero_errors_and_hangs']}")
+        print(
+            f"p50 latency with ingestion / alone: {report['ratio_p50_latency_with_ingestion']:.2f}; "
+            f"zero errors and hangs: {report['zero_errors_and_hangs']}"
+        )
     out.write_text(json.dumps(report, indent=2) + "\n")
 
 

@@ -18,24 +18,22 @@ median of 3 runs, in one process and one run. Writes bench/results/pause_cost.js
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.machine import machine_report  # noqa: E402
-from query_unit.types import Evidence  # noqa: E402
-from retrieval.types import Passage  # noqa: E402
-from scripts.evaluation import SQUAD, read_jsonl  # noqa: E402
-from service.generator.chat_template import ChatMessage, ChatTemplate  # noqa: E402
-from service.generator.evidence_block import evidence_block, evidence_text  # noqa: E402
-from service.generator.llama_backend import LlamaCppBackend  # noqa: E402
-from service.generator.model_files import default_gguf_path  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from bench.machine import machine_report
+from query_unit.types import Evidence
+from retrieval.types import Passage
+from scripts.evaluation import SQUAD, read_jsonl
+from service.generator.chat_template import ChatMessage, ChatTemplate
+from service.generator.evidence_block import evidence_block, evidence_text
+from service.generator.llama_backend import LlamaCppBackend
+from service.generator.model_files import default_gguf_path
+from service.settings import Settings
 
 SIZES = (200, 1000, 3000)
 DRAFT, WITHDRAWN, REPS = 24, 8, 3
@@ -65,7 +63,7 @@ def timed(backend: LlamaCppBackend, action) -> tuple[int, float]:
 
 def main() -> None:
     settings = Settings()
-    backend = LlamaCppBackend(default_gguf_path(), n_ctx=4096, n_threads=settings.n_threads)
+    backend = LlamaCppBackend(default_gguf_path(), n_ctx=4096, n_threads=settings.model.n_threads)
     template = ChatTemplate(backend)
     paragraphs = [d["text"] for d in read_jsonl(SQUAD / "docs.jsonl")]
     evidence = Evidence(
@@ -73,27 +71,45 @@ def main() -> None:
         passages=tuple(Passage(text=t, source=f"squad:{n}") for n, t in enumerate(paragraphs[:3])),
         question=QUESTION,
     )
-    report: dict = {"benchmark": "pause_cost", "machine": machine_report(), "draft_tokens": DRAFT, "withdrawn_tokens": WITHDRAWN, "sizes": {}}
+    report: dict = {
+        "benchmark": "pause_cost",
+        "machine": machine_report(),
+        "draft_tokens": DRAFT,
+        "withdrawn_tokens": WITHDRAWN,
+        "sizes": {},
+    }
     for size in SIZES:
         messages = conversation(template, paragraphs[3:], size)
-        prompt = template.prompt(messages, settings.system_prompt)
-        draft = backend.tokenize(" The Normans gave their name to Normandy, a region in France. They were descended from Norse raiders")[:DRAFT]
+        prompt = template.prompt(messages, settings.model.system_prompt)
+        draft = backend.tokenize(
+            " The Normans gave their name to Normandy, a region in France. They were descended from Norse raiders"
+        )[:DRAFT]
         kept = draft[: DRAFT - WITHDRAWN]
         block = evidence_block(template, evidence, draft_kept=True)
         # The rebuilt prompt: the evidence before the question in its message, the kept draft after.
         rebuilt_messages = [*messages[:-1], ChatMessage("user", evidence_text(evidence, "passages_then_question"))]
-        rebuilt = template.prompt(rebuilt_messages, settings.system_prompt) + kept
+        rebuilt = template.prompt(rebuilt_messages, settings.model.system_prompt) + kept
         rows: dict[str, list[tuple[int, float]]] = {"ours": [], "rebuild_prefix_reused": [], "rebuild_cold": []}
         for _ in range(REPS):
             for name in rows:
                 backend.rollback(0)
                 backend.load_prompt(prompt + draft)  # the answer so far, as the decode loop holds it
                 if name == "ours":
-                    rows[name].append(timed(backend, lambda: (backend.rollback(len(prompt) + len(kept)), backend.append(block))))
+                    rows[name].append(
+                        timed(
+                            backend,
+                            lambda prompt=prompt, kept=kept, block=block: (
+                                backend.rollback(len(prompt) + len(kept)),
+                                backend.append(block),
+                            ),
+                        )
+                    )
                 elif name == "rebuild_prefix_reused":
-                    rows[name].append(timed(backend, lambda: backend.load_prompt(rebuilt)))
+                    rows[name].append(timed(backend, lambda rebuilt=rebuilt: backend.load_prompt(rebuilt)))
                 else:
-                    rows[name].append(timed(backend, lambda: (backend.rollback(0), backend.load_prompt(rebuilt))))
+                    rows[name].append(
+                        timed(backend, lambda rebuilt=rebuilt: (backend.rollback(0), backend.load_prompt(rebuilt)))
+                    )
         entry = {"context_tokens": len(prompt) + len(draft), "evidence_tokens": len(block)}
         for name, runs in rows.items():
             entry[name] = {"tokens_evaluated": runs[0][0], "ms": statistics.median(ms for _, ms in runs)}
@@ -101,8 +117,10 @@ def main() -> None:
         entry["ms_ratio_prefix_reused_over_ours"] = entry["rebuild_prefix_reused"]["ms"] / entry["ours"]["ms"]
         report["sizes"][str(size)] = entry
         print(
-            f"{entry['context_tokens']:5d} tokens: ours {entry['ours']['tokens_evaluated']} tokens {entry['ours']['ms']:.0f} ms | "
-            f"rebuild, prefix reused {entry['rebuild_prefix_reused']['tokens_evaluated']} tokens {entry['rebuild_prefix_reused']['ms']:.0f} ms | "
+            f"{entry['context_tokens']:5d} tokens: "
+            f"ours {entry['ours']['tokens_evaluated']} tokens {entry['ours']['ms']:.0f} ms | "
+            f"rebuild, prefix reused {entry['rebuild_prefix_reused']['tokens_evaluated']} tokens "
+            f"{entry['rebuild_prefix_reused']['ms']:.0f} ms | "
             f"rebuild, cold {entry['rebuild_cold']['tokens_evaluated']} tokens {entry['rebuild_cold']['ms']:.0f} ms | "
             f"cold/ours {entry['ms_ratio_cold_over_ours']:.1f}x",
             flush=True,

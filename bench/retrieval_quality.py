@@ -13,7 +13,6 @@ Writes bench/results/retrieval_quality.json.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -23,13 +22,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.machine import machine_report  # noqa: E402
-from bench.msmarco import load, ndcg_at, recall_at  # noqa: E402
-from retrieval.document_index import DocumentIndex, DocumentInput  # noqa: E402
-from retrieval.embedder import Embedder  # noqa: E402
-from scripts.evaluation import SQUAD, SQUAD_SPLITS, read_jsonl, squad_documents  # noqa: E402
+from bench.machine import machine_report
+from bench.msmarco import load, ndcg_at, recall_at
+from retrieval.document_index import DocumentIndex, DocumentInput
+from retrieval.embedder import Embedder
+from scripts.evaluation import SQUAD, SQUAD_SPLITS, read_jsonl, squad_documents
 
 MODES = {"bm25": "lexical", "dense": "dense", "ours": "hybrid"}
 
@@ -85,7 +83,7 @@ def main() -> None:
     report = {
         "benchmark": "retrieval_quality",
         "machine": machine_report(),
-        "dataset": "msmarco subset (5,000 passages, %d judged queries)" % len(queries),
+        "dataset": f"msmarco subset (5,000 passages, {len(queries)} judged queries)",
         "index_seconds": index_seconds,
         "chunks": stats["chunks"],
         "results": results,
@@ -100,14 +98,18 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     for name, r in results.items():
-        print(f"{name:8s} nDCG@10 {r['ndcg@10']:.4f}  recall@10 {r['recall@10']:.4f}  search {r['mean_search_ms']:.1f} ms")
+        print(
+            f"{name:8s} nDCG@10 {r['ndcg@10']:.4f}  recall@10 {r['recall@10']:.4f}  search {r['mean_search_ms']:.1f} ms"
+        )
     print(
         f"ours - {best_name}: {gain:+.4f} nDCG@10, 95% interval [{low:+.4f}, {high:+.4f}] (target +0.03); "
         f"ratio {report['ratio_over_best_baseline_ndcg@10']:.3f}"
     )
 
     for split, rows in squad.items():
-        line = "  ".join(f"{name} R@3 {r['recall@3']:.3f} MRR@10 {r['mrr@10']:.3f}" for name, r in rows["modes"].items())
+        line = "  ".join(
+            f"{name} R@3 {r['recall@3']:.3f} MRR@10 {r['mrr@10']:.3f}" for name, r in rows["modes"].items()
+        )
         print(f"squad {split:8s} ({rows['questions']} questions): {line}")
         print(f"  ours - better single mode: R@3 {rows['gain_recall@3']:+.3f}, MRR@10 {rows['gain_mrr@10']:+.3f}")
 

@@ -17,15 +17,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.machine import machine_report  # noqa: E402
-from bench.msmarco import load  # noqa: E402
-from retrieval.document_index import DocumentIndex, DocumentInput  # noqa: E402
-from retrieval.embedder import Embedder  # noqa: E402
-from retrieval.faiss_index import VectorIndex  # noqa: E402
+from bench.machine import machine_report
+from bench.msmarco import load
+from retrieval.document_index import DocumentIndex, DocumentInput
+from retrieval.embedder import Embedder
+from retrieval.faiss_index import VectorIndex
 
 CACHE = Path(__file__).resolve().parent.parent / "index_data" / "embedders"
 
@@ -63,7 +62,10 @@ def main() -> None:
             start = time.perf_counter()
             index.search(text, k=5)
             end_to_end.append(time.perf_counter() - start)
-        report["hybrid_search_5k_ms"] = {"p50": 1000 * float(np.median(end_to_end)), "p99": 1000 * float(np.percentile(end_to_end, 99))}
+        report["hybrid_search_5k_ms"] = {
+            "p50": 1000 * float(np.median(end_to_end)),
+            "p99": 1000 * float(np.percentile(end_to_end, 99)),
+        }
         query_vectors = embedder.encode(texts)
 
     probe = np.concatenate([query_vectors, grow(query_vectors, 150, rng, 0.2)])
@@ -92,7 +94,10 @@ def main() -> None:
             f"HNSW p50 {row['hnsw_ms']['p50']:.3f} ms p99 {row['hnsw_ms']['p99']:.3f} ms "
             f"(x{row['speedup_p50']:.1f}, built in {build_s:.1f} s) | recall@10 {recall:.3f} (target >= 0.95)"
         )
-    print(f"hybrid search end to end, 5k passages: p50 {report['hybrid_search_5k_ms']['p50']:.1f} ms, p99 {report['hybrid_search_5k_ms']['p99']:.1f} ms")
+    print(
+        f"hybrid search end to end, 5k passages: p50 {report['hybrid_search_5k_ms']['p50']:.1f} ms, "
+        f"p99 {report['hybrid_search_5k_ms']['p99']:.1f} ms"
+    )
     out = Path(__file__).parent / "results" / "search.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
 

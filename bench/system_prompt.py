@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -27,19 +26,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.machine import machine_report  # noqa: E402
-from bench.msmarco import CORPUS as MSMARCO  # noqa: E402
-from query_unit.always import AlwaysRetrieveUnit  # noqa: E402
-from query_unit.turn import UnitTools  # noqa: E402
-from retrieval.document_index import DocumentIndex  # noqa: E402
-from retrieval.embedder import Embedder  # noqa: E402
-from scripts.evaluation import build_index, cases, run_case, squad_cases  # noqa: E402
-from service.generator.chat_template import ChatTemplate  # noqa: E402
-from service.generator.loading import load_backend  # noqa: E402
-from service.settings import Settings  # noqa: E402
-
+from bench.machine import machine_report
+from bench.msmarco import CORPUS as MSMARCO
+from query_unit.always import AlwaysRetrieveUnit
+from query_unit.turn import UnitTools
+from retrieval.document_index import DocumentIndex
+from retrieval.embedder import Embedder
+from scripts.evaluation import build_index, cases, run_case, squad_cases
+from service.generator.chat_template import ChatTemplate
+from service.generator.loading import load_backend
+from service.settings import Settings
 
 CANDIDATES: dict[str, str] = {
     "none": "",  # no system message at all
@@ -66,7 +63,9 @@ def main() -> None:
     settings = Settings()
     backend = load_backend(settings)
     template = ChatTemplate(backend)
-    embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
+    embedder = Embedder(
+        settings.retrieval.embedder_path, settings.retrieval.embedder_backend, settings.data_dir / "embedders"
+    )
     report: dict = {"benchmark": "system_prompt", "machine": machine_report(), "candidates": {}}
     with tempfile.TemporaryDirectory() as tmp:
         index = build_index(Path(tmp), DocumentIndex(Path(tmp), embedder), MSMARCO, ("train", "eval"), squad=True)
@@ -94,7 +93,8 @@ def main() -> None:
                 }
                 r = row[split]
                 print(
-                    f"{name:17s} {split:9s} controls {r['controls_closed_book']:.3f} | invented {r['invented_with_evidence']:.3f}"
+                    f"{name:17s} {split:9s} controls {r['controls_closed_book']:.3f} "
+                    f"| invented {r['invented_with_evidence']:.3f}"
                     f" | squad {r['squad_with_evidence']:.3f} | mean {r['mean']:.3f}",
                     flush=True,
                 )

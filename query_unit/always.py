@@ -4,7 +4,7 @@ baseline the other units must beat, and the per-request 'always' mode."""
 from __future__ import annotations
 
 from query_unit.features import QuestionFeatures
-from query_unit.turn import Turn, UnitTools
+from query_unit.turn import BaseTurn, UnitTools
 from query_unit.types import FollowUp
 
 
@@ -14,11 +14,11 @@ class AlwaysRetrieveUnit:
     def __init__(self, tools: UnitTools) -> None:
         self.tools = tools
 
-    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> "AlwaysTurn":
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> AlwaysTurn:
         return AlwaysTurn(self.tools, question, follow_up)
 
 
-class AlwaysTurn(Turn):
+class AlwaysTurn(BaseTurn):
     def gate(self, features: QuestionFeatures) -> str | None:
         return "retrieval is always on"
 

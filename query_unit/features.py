@@ -79,8 +79,15 @@ def question_features(signals: QuestionSignals | None, local_similarity: float) 
 
 
 TOKEN_FEATURES = (
-    "surprisal", "entropy", "margin", "sentence_min_prob", "sentence_low_count",
-    "is_number", "is_capitalized", "log_position", "after_evidence",
+    "surprisal",
+    "entropy",
+    "margin",
+    "sentence_min_prob",
+    "sentence_low_count",
+    "is_number",
+    "is_capitalized",
+    "log_position",
+    "after_evidence",
 )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from query_unit.features import QuestionFeatures
-from query_unit.turn import Turn, UnitTools
+from query_unit.turn import BaseTurn, UnitTools
 from query_unit.types import FollowUp, TokenStep
 
 
@@ -48,12 +48,14 @@ class HeuristicUnit:
         self.tools = tools
         self.config = config
 
-    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> "HeuristicTurn":
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> HeuristicTurn:
         return HeuristicTurn(self.tools, question, self.config, follow_up)
 
 
-class HeuristicTurn(Turn):
-    def __init__(self, tools: UnitTools, question: str, config: HeuristicConfig, follow_up: FollowUp | None = None) -> None:
+class HeuristicTurn(BaseTurn):
+    def __init__(
+        self, tools: UnitTools, question: str, config: HeuristicConfig, follow_up: FollowUp | None = None
+    ) -> None:
         super().__init__(tools, question, follow_up)
         self.rules = config
 
@@ -70,7 +72,9 @@ class HeuristicTurn(Turn):
 
     def check(self, step: TokenStep, features: list[float]) -> str | None:
         threshold = self.rules.prob_threshold * (self.rules.after_evidence_factor if self.shown else 1.0)
-        familiar = self.question_features is not None and self.question_features.max_surprisal < self.rules.familiar_surprisal
+        familiar = (
+            self.question_features is not None and self.question_features.max_surprisal < self.rules.familiar_surprisal
+        )
         if familiar:
             threshold *= self.rules.familiar_factor
         if step.prob < threshold:

@@ -1,6 +1,6 @@
 """The learned unit: two logistic regressions over the same signals as the heuristic unit,
 one on the question before the first token, one on each content token while writing. Where
-the engine reports hidden states, a few of their principal components (fitted in training)
+the backend reports hidden states, a few of their principal components (fitted in training)
 join the signals: the state at the end of the prompt for the question, the state that chose
 each token for the token.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from query_unit.features import QuestionFeatures
-from query_unit.turn import Turn, UnitTools
+from query_unit.turn import BaseTurn, UnitTools
 from query_unit.types import FollowUp, TokenStep
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "learned_unit.json"
@@ -37,11 +37,16 @@ class LinearModel:
     intercept: float
 
     @classmethod
-    def from_json(cls, d: dict) -> "LinearModel":
+    def from_json(cls, d: dict) -> LinearModel:
         return cls(np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), float(d["intercept"]))
 
     def to_json(self) -> dict:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(), "intercept": self.intercept}
+        return {
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+        }
 
     def score(self, features: list[float]) -> float:
         z = float(((np.asarray(features) - self.mean) / self.scale) @ self.coef + self.intercept)
@@ -57,20 +62,20 @@ class Projection:
     components: np.ndarray  # (k, hidden size)
 
     @classmethod
-    def fit(cls, states: np.ndarray, k: int) -> "Projection":
+    def fit(cls, states: np.ndarray, k: int) -> Projection:
         mean = states.mean(axis=0)
         _, _, vt = np.linalg.svd(states - mean, full_matrices=False)
         return cls(mean, vt[:k])
 
     @classmethod
-    def from_json(cls, d: dict | None) -> "Projection | None":
+    def from_json(cls, d: dict | None) -> Projection | None:
         return None if d is None else cls(np.array(d["mean"]), np.array(d["components"]))
 
     def to_json(self) -> dict:
         return {"mean": self.mean.tolist(), "components": self.components.tolist()}
 
     def apply(self, state: np.ndarray | None) -> list[float]:
-        """The state's coordinates; an engine without hidden states reads as the training mean."""
+        """The state's coordinates; a backend without hidden states reads as the training mean."""
         if state is None or state.shape != self.mean.shape:
             return [0.0] * len(self.components)
         return (self.components @ (state - self.mean)).tolist()
@@ -88,7 +93,7 @@ class LearnedWeights:
     default_threshold: float | None = None
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS) -> "LearnedWeights":
+    def load(cls, path: Path = WEIGHTS) -> LearnedWeights:
         d = json.loads(Path(path).read_text())
         return cls(
             LinearModel.from_json(d["gate"]),
@@ -119,18 +124,22 @@ class LearnedWeights:
 class LearnedUnit:
     name = "learned"
 
-    def __init__(self, tools: UnitTools, weights: LearnedWeights | None = None, target_rate: float | None = None) -> None:
+    def __init__(
+        self, tools: UnitTools, weights: LearnedWeights | None = None, target_rate: float | None = None
+    ) -> None:
         self.tools = tools
         self.weights = weights or LearnedWeights.load()
         self.target_rate = self.weights.default_rate if target_rate is None else target_rate
         default = self.weights.default_threshold
-        self.threshold = default if target_rate is None and default is not None else self.weights.threshold(self.target_rate)
+        self.threshold = (
+            default if target_rate is None and default is not None else self.weights.threshold(self.target_rate)
+        )
 
-    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> "LearnedTurn":
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> LearnedTurn:
         return LearnedTurn(self.tools, question, self, follow_up)
 
 
-class LearnedTurn(Turn):
+class LearnedTurn(BaseTurn):
     def __init__(self, tools: UnitTools, question: str, unit: LearnedUnit, follow_up: FollowUp | None = None) -> None:
         super().__init__(tools, question, follow_up)
         self.unit = unit

@@ -7,7 +7,7 @@ from typing import Protocol
 from query_unit.types import Evidence, FollowUp, Pause, QuestionSignals, TokenStep
 
 
-class TurnMonitor(Protocol):
+class Turn(Protocol):
     """Watches one answer being written and says when to stop and look something up."""
 
     def before_generation(self, question: QuestionSignals | None) -> Pause | None:
@@ -27,4 +27,4 @@ class TurnMonitor(Protocol):
 
 
 class QueryUnit(Protocol):
-    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> TurnMonitor: ...
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> Turn: ...

@@ -95,7 +95,4 @@ def read(
     for k in chosen:
         n, i, sentence = pieces[k]
         by_passage.setdefault(n, []).append((i, sentence))
-    return [
-        replace(passages[n], text=" ".join(s for _, s in sorted(by_passage[n])))
-        for n in sorted(by_passage)
-    ]
+    return [replace(passages[n], text=" ".join(s for _, s in sorted(by_passage[n]))) for n in sorted(by_passage)]

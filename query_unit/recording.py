@@ -1,13 +1,13 @@
 """A unit that never pauses but writes down what the others decide on: the features of the
 question and of every content token it was asked about, with the model's hidden state at each
-where the engine reports it. It records training data."""
+where the backend reports it. It records training data."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from query_unit.features import QuestionFeatures
-from query_unit.turn import Turn, UnitTools
+from query_unit.turn import BaseTurn, UnitTools
 from query_unit.types import FollowUp, TokenStep
 
 
@@ -18,13 +18,13 @@ class RecordingUnit:
         self.tools = tools
         self.turns: list[RecordingTurn] = []
 
-    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> "RecordingTurn":
+    def begin_turn(self, question: str, follow_up: FollowUp | None = None) -> RecordingTurn:
         turn = RecordingTurn(self.tools, question, follow_up)
         self.turns.append(turn)
         return turn
 
 
-class RecordingTurn(Turn):
+class RecordingTurn(BaseTurn):
     def __init__(self, tools: UnitTools, question: str, follow_up: FollowUp | None = None) -> None:
         super().__init__(tools, question, follow_up)
         self.recorded_question: list[float] = []

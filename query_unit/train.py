@@ -99,7 +99,11 @@ def projections(
     questions = [hidden[t["id"]][0] for t in fit_turns if t["id"] in hidden and hidden[t["id"]][0] is not None]
     tokens = [hidden[t["id"]][1] for t in fit_turns if t["id"] in hidden and hidden[t["id"]][1] is not None]
     gate = Projection.fit(np.stack(questions), gate_k) if gate_k and len(questions) > gate_k else None
-    token = Projection.fit(np.concatenate(tokens), token_k) if token_k and tokens and sum(map(len, tokens)) > token_k else None
+    token = (
+        Projection.fit(np.concatenate(tokens), token_k)
+        if token_k and tokens and sum(map(len, tokens)) > token_k
+        else None
+    )
     return gate, token
 
 
@@ -152,8 +156,10 @@ def train(
     searched = scores >= default_threshold
     return {
         "version": 2,
-        "question_features": list(QUESTION_FEATURES) + [f"hidden_pc{i}" for i in range(len(gate_hidden.components) if gate_hidden else 0)],
-        "token_features": list(TOKEN_FEATURES) + [f"hidden_pc{i}" for i in range(len(token_hidden.components) if token_hidden else 0)],
+        "question_features": list(QUESTION_FEATURES)
+        + [f"hidden_pc{i}" for i in range(len(gate_hidden.components) if gate_hidden else 0)],
+        "token_features": list(TOKEN_FEATURES)
+        + [f"hidden_pc{i}" for i in range(len(token_hidden.components) if token_hidden else 0)],
         "gate": gate.to_json(),
         "token": token.to_json(),
         "gate_hidden": gate_hidden.to_json() if gate_hidden else None,

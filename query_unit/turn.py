@@ -40,7 +40,7 @@ class UnitTools:
     config: TurnConfig = TurnConfig()
 
 
-class Turn:
+class BaseTurn:
     def __init__(self, tools: UnitTools, question: str, follow_up: FollowUp | None = None) -> None:
         self.tools = tools
         self.config = tools.config
@@ -143,7 +143,8 @@ class Turn:
         # Passages already in the context would only repeat themselves: a pause needs new ones.
         # Web results carry no similarity: the reader ranks their sentences instead.
         fresh = [
-            p for p in found
+            p
+            for p in found
             if (p.similarity is None or p.similarity >= self.config.min_passage_score) and _key(p) not in self.shown
         ]
         if self.tools.embed is not None:
@@ -151,7 +152,12 @@ class Turn:
             # found the passages, and its sentences would crowd out the answer.
             focus = pause.query.replace(self.subject, self.question.strip(), 1)
             kept = read(
-                focus, fresh, self.tools.embed, self.tools.count_tokens, self.config.evidence_token_budget, self.config.reader_margin
+                focus,
+                fresh,
+                self.tools.embed,
+                self.tools.count_tokens,
+                self.config.evidence_token_budget,
+                self.config.reader_margin,
             )
         else:
             kept = self._within_budget(fresh)
@@ -219,8 +225,6 @@ class Turn:
             kept.append(passage)
             used += cost
         return kept
-
-
 
 
 def _key(passage: Passage) -> tuple[str, int]:

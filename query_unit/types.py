@@ -29,7 +29,7 @@ class TokenStep:
     entropy: float
     margin: float  # probability of the best token minus the second best
     top: tuple[tuple[int, float], ...]  # the k most likely (token id, probability), best first
-    hidden: np.ndarray | None = None  # the final hidden state that chose it, where the engine gives it
+    hidden: np.ndarray | None = None  # the final hidden state that chose it, where the backend gives it
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class QuestionSignals:
     pieces: tuple[str, ...]
     logprobs: tuple[float, ...]
     # The final hidden state at the end of the prompt, the one that picks the first answer
-    # token: what the model "thinks" before it answers, where the engine reports it.
+    # token: what the model "thinks" before it answers, where the backend reports it.
     hidden: np.ndarray | None = None
 
 

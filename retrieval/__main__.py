@@ -1,7 +1,7 @@
 """`python -m retrieval index PATH… | search "query" | stats` over the service's data directory.
 
 The defaults match the service's settings: RAGPAUSE_DATA_DIR, RAGPAUSE_EMBEDDER_PATH and
-RAGPAUSE_EMBEDDER_ENGINE are read when set.
+RAGPAUSE_EMBEDDER_BACKEND (or its old name RAGPAUSE_EMBEDDER_ENGINE) are read when set.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 
 def _open(args: argparse.Namespace):
     from retrieval.document_index import DocumentIndex
     from retrieval.embedder import Embedder
 
-    embedder = Embedder(args.embedder, args.engine, args.data_dir / "embedders")
+    embedder = Embedder(args.embedder, args.backend, args.data_dir / "embedders")
     return DocumentIndex(args.data_dir, embedder)
 
 
@@ -66,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m retrieval", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("RAGPAUSE_DATA_DIR", "index_data")))
     parser.add_argument("--embedder", default=os.environ.get("RAGPAUSE_EMBEDDER_PATH"))
-    parser.add_argument("--engine", default=os.environ.get("RAGPAUSE_EMBEDDER_ENGINE", "onnx-int8"), choices=["torch", "onnx", "onnx-int8"])
+    backend = os.environ.get("RAGPAUSE_EMBEDDER_BACKEND") or os.environ.get("RAGPAUSE_EMBEDDER_ENGINE") or "onnx-int8"
+    parser.add_argument("--backend", default=backend, choices=["torch", "onnx", "onnx-int8"])
     sub = parser.add_subparsers(dest="command", required=True)
     p_index = sub.add_parser("index", help="index files and folders (txt, md, html, pdf)")
     p_index.add_argument("paths", nargs="+", type=Path)

@@ -2,7 +2,7 @@
 
 Speed figures hold for one kind of CPU: ONNX Runtime's int8 matrix products are fast only with
 VNNI (2.65x sentence-transformers on a Xeon with AVX-512 VNNI, 1.22x on an AVX2-only EPYC),
-so benchmarks record the CPU they ran on and the embedder picks its engine by it.
+so benchmarks record the CPU they ran on and the embedder picks its backend by it.
 
 The features come from the `cpuid` instruction itself, run from a few bytes of machine code,
 because that is what ONNX Runtime, PyTorch and NumPy ask when they choose their kernels; a
@@ -23,7 +23,7 @@ from pathlib import Path
 # void cpuid(uint32 leaf, uint32 subleaf, uint32 out[4]) in the x86-64 System V ABI:
 # push rbx; mov eax,edi; mov ecx,esi; mov r8,rdx; cpuid; mov [r8],eax; mov [r8+4],ebx;
 # mov [r8+8],ecx; mov [r8+12],edx; pop rbx; ret
-_CPUID_CODE = bytes.fromhex("53" "89f8" "89f1" "4989d0" "0fa2" "418900" "41895804" "41894808" "4189500c" "5b" "c3")
+_CPUID_CODE = bytes.fromhex("5389f889f14989d00fa241890041895804418948084189500c5bc3")
 
 # (leaf, subleaf, register index eax=0 ebx=1 ecx=2 edx=3, bit) per feature, Linux's names.
 _BITS: dict[str, tuple[int, int, int, int]] = {
@@ -59,7 +59,9 @@ class _Cpuid:
         self._memory = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
         self._memory.write(_CPUID_CODE)
         address = ctypes.addressof(ctypes.c_char.from_buffer(self._memory))
-        self._call = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32 * 4))(address)
+        self._call = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32 * 4))(
+            address
+        )
 
     def __call__(self, leaf: int, subleaf: int = 0) -> tuple[int, int, int, int]:
         out = (ctypes.c_uint32 * 4)()

@@ -188,7 +188,13 @@ class DocumentIndex:
         return [r for r in results if r is not None]
 
     def add_bytes(
-        self, data: bytes, filename: str | None = None, media_type: str | None = None, *, source: str = "", doc_id: str | None = None
+        self,
+        data: bytes,
+        filename: str | None = None,
+        media_type: str | None = None,
+        *,
+        source: str = "",
+        doc_id: str | None = None,
     ) -> IngestResult:
         return self.add_documents([read_document(data, filename, media_type, source=source, doc_id=doc_id)])[0]
 
@@ -314,7 +320,12 @@ class DocumentIndex:
 
 
 def read_document(
-    data: bytes, filename: str | None = None, media_type: str | None = None, *, source: str = "", doc_id: str | None = None
+    data: bytes,
+    filename: str | None = None,
+    media_type: str | None = None,
+    *,
+    source: str = "",
+    doc_id: str | None = None,
 ) -> DocumentInput:
     """Parse uploaded bytes into a document ready to index; ValueError if unreadable or empty."""
     parsed = parse_document(data, filename, media_type)

@@ -1,6 +1,6 @@
 """Sentence embeddings for chunks and queries (all-MiniLM-L6-v2 from its package by default).
 
-Two engines, one `encode()`: sentence-transformers on torch (the reference), or the same
+Two backends, one `encode()`: sentence-transformers on torch (the reference), or the same
 model exported to ONNX Runtime, optionally int8 (the default: see onnx_export.py for speed
 and agreement). Vectors are L2-normalized float32 either way.
 """
@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-EmbedderEngine = Literal["torch", "onnx", "onnx-int8"]
+EmbedderBackend = Literal["torch", "onnx", "onnx-int8"]
 
 
 def default_embedder_path() -> str:
@@ -28,21 +28,21 @@ class Embedder:
     def __init__(
         self,
         model: str | None = None,
-        engine: EmbedderEngine = "onnx-int8",
+        backend: EmbedderBackend = "onnx-int8",
         cache_root: Path | None = None,
         batch_size: int = 32,
     ) -> None:
         self.model_name = model or default_embedder_path()
-        self.engine = engine
+        self.backend = backend
         self.batch_size = batch_size
-        if engine == "torch":
+        if backend == "torch":
             from sentence_transformers import SentenceTransformer
 
             self._st = SentenceTransformer(self.model_name, device="cpu")
             dimension = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
             self.dim = int(dimension())
             return
-        self._init_onnx(cache_root or Path("index_data") / "embedders", int8=engine == "onnx-int8")
+        self._init_onnx(cache_root or Path("index_data") / "embedders", int8=backend == "onnx-int8")
 
     def _init_onnx(self, cache_root: Path, int8: bool) -> None:
         import onnxruntime as ort
@@ -52,7 +52,9 @@ class Embedder:
 
         folder = Path(self.model_name)
         if not folder.is_dir():
-            raise ValueError(f"the ONNX engines need a local model folder, not {self.model_name!r}; use engine='torch'")
+            raise ValueError(
+                f"the ONNX backends need a local model folder, not {self.model_name!r}; use backend='torch'"
+            )
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_name)
         config = _read_json(folder / "sentence_bert_config.json")
         self._max_tokens = int(config.get("max_seq_length", 256))
@@ -72,8 +74,10 @@ class Embedder:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
-        if self.engine == "torch":
-            vectors = self._st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        if self.backend == "torch":
+            vectors = self._st.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
             return np.ascontiguousarray(vectors, dtype=np.float32)
         # Longest first, in batches of similar length: little padding is computed.
         order = np.argsort([-len(t) for t in texts], kind="stable")
@@ -81,7 +85,11 @@ class Embedder:
         for start in range(0, len(texts), self.batch_size):
             rows = order[start : start + self.batch_size]
             batch = self._tokenizer(
-                [texts[i] for i in rows], padding=True, truncation=True, max_length=self._max_tokens, return_tensors="np"
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=self._max_tokens,
+                return_tensors="np",
             )
             feed = {name: batch[name].astype(np.int64) for name in self._inputs if name in batch}
             if "token_type_ids" in self._inputs and "token_type_ids" not in feed:

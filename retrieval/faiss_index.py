@@ -95,10 +95,13 @@ class VectorIndex:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _write_json(path.with_name(path.name + ".json"), {"generation": generation, "kind": self.kind, "count": len(self), "dim": self.dim})
+        _write_json(
+            path.with_name(path.name + ".json"),
+            {"generation": generation, "kind": self.kind, "count": len(self), "dim": self.dim},
+        )
 
     @classmethod
-    def load(cls, path: Path, generation: int, **options: int) -> "VectorIndex | None":
+    def load(cls, path: Path, generation: int, **options: int) -> VectorIndex | None:
         """The saved index if it reflects exactly this store generation, else None."""
         path = Path(path)
         try:

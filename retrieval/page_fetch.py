@@ -78,7 +78,7 @@ class PageFetcher:
     async def fetch(self, url: str) -> FetchedPage:
         try:
             return await asyncio.wait_for(self._fetch(url), self.deadline_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return FetchedPage(url, error=f"timeout: the page took longer than {self.deadline_s:g}s")
 
     async def _fetch(self, url: str) -> FetchedPage:

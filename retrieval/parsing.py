@@ -93,7 +93,9 @@ def _reads_as_words(stem: str) -> bool:
     words = [w for w in re.split(r"[\W_]+", stem) if w]
     letters = sum(ch.isalpha() for ch in stem)
     digits = sum(ch.isdigit() for ch in stem)
-    return letters >= 2 * digits and any(len(w) >= 4 and w.isalpha() and re.search(r"[aeiouy]", w.lower()) for w in words)
+    return letters >= 2 * digits and any(
+        len(w) >= 4 and w.isalpha() and re.search(r"[aeiouy]", w.lower()) for w in words
+    )
 
 
 def _decode(data: bytes) -> str:
@@ -130,7 +132,11 @@ def _html(markup: str, fallback_title: str) -> ParsedDocument:
             blocks.append(text)
     body = "\n\n".join(blocks) if blocks else root.get_text("\n", strip=True)
     body = _tidy(body)
-    return ParsedDocument(title or (heading.get_text(" ", strip=True) if heading else title_from_text(body, fallback_title)), body, "text/html")
+    return ParsedDocument(
+        title or (heading.get_text(" ", strip=True) if heading else title_from_text(body, fallback_title)),
+        body,
+        "text/html",
+    )
 
 
 def _pdf(data: bytes, fallback_title: str) -> ParsedDocument:
@@ -143,4 +149,8 @@ def _pdf(data: bytes, fallback_title: str) -> ParsedDocument:
     except Exception as exc:  # pypdf fails in many ways (NotImplementedError for an unknown filter, …)
         raise UnsupportedDocument(f"unreadable PDF ({type(exc).__name__}: {exc})") from exc
     text = _tidy("\n\n".join(pages))
-    return ParsedDocument(str(title).strip() if title and str(title).strip() else title_from_text(text, fallback_title), text, "application/pdf")
+    return ParsedDocument(
+        str(title).strip() if title and str(title).strip() else title_from_text(text, fallback_title),
+        text,
+        "application/pdf",
+    )

@@ -7,7 +7,6 @@ import re
 
 from retrieval.types import Passage, Searcher, similarity
 
-
 _CURRENT = re.compile(
     r"\b(today|tonight|now|currently|current|latest|newest|recent|recently|this (week|month|year)|news|right now)\b",
     re.IGNORECASE,

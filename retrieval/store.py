@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,25 +125,35 @@ class Store:
         return self._one_document("d.content_hash=?", content_hash)
 
     def _one_document(self, condition: str, value: str) -> DocumentRecord | None:
-        row = self._connect().execute(
-            f"SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d WHERE {condition}",
-            (value,),
-        ).fetchone()
+        row = (
+            self._connect()
+            .execute(
+                f"SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d WHERE {condition}",
+                (value,),
+            )
+            .fetchone()
+        )
         return _document(row) if row else None
 
     def list_documents(self, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
-        rows = self._connect().execute(
-            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d "
-            "ORDER BY created_at, id LIMIT ? OFFSET ?",
-            (limit, offset),
-        ).fetchall()
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d "
+                "ORDER BY created_at, id LIMIT ? OFFSET ?",
+                (limit, offset),
+            )
+            .fetchall()
+        )
         return [_document(r) for r in rows]
 
     def document_text(self, doc_id: str) -> str:
         """The document rebuilt from its chunks (overlaps removed by their offsets)."""
-        rows = self._connect().execute(
-            'SELECT text, start, "end" FROM chunks WHERE doc_id=? ORDER BY seq', (doc_id,)
-        ).fetchall()
+        rows = (
+            self._connect()
+            .execute('SELECT text, start, "end" FROM chunks WHERE doc_id=? ORDER BY seq', (doc_id,))
+            .fetchall()
+        )
         out, upto = [], 0
         for text, start, end in rows:
             if end <= upto:
@@ -166,11 +176,15 @@ class Store:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._connect().execute(
-            f'SELECT c.id, c.doc_id, c.seq, c.text, c.start, c."end", d.title, d.source '
-            f"FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({marks})",
-            ids,
-        ).fetchall()
+        rows = (
+            self._connect()
+            .execute(
+                f'SELECT c.id, c.doc_id, c.seq, c.text, c.start, c."end", d.title, d.source '
+                f"FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({marks})",
+                ids,
+            )
+            .fetchall()
+        )
         return {r[0]: ChunkRecord(*r) for r in rows}
 
     def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -213,7 +227,7 @@ class Store:
                 raise
             conn.execute("COMMIT")
 
-    def put_documents(self, writes: list["DocumentWrite"]) -> list[tuple[list[int], list[int]]]:
+    def put_documents(self, writes: list[DocumentWrite]) -> list[tuple[list[int], list[int]]]:
         """Insert or replace documents and their chunks in one transaction.
 
         Returns, per document, (chunk ids removed, chunk ids added).
@@ -229,13 +243,29 @@ class Store:
                     "INSERT OR REPLACE INTO documents "
                     "(id, content_hash, title, source, media_type, n_chars, created_at, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (w.doc_id, w.content_hash, w.title, w.source, w.media_type, w.n_chars, created[0] if created else now, now),
+                    (
+                        w.doc_id,
+                        w.content_hash,
+                        w.title,
+                        w.source,
+                        w.media_type,
+                        w.n_chars,
+                        created[0] if created else now,
+                        now,
+                    ),
                 )
                 added = []
                 for chunk in w.chunks:
                     cursor = conn.execute(
                         'INSERT INTO chunks (doc_id, seq, text, start, "end", vector) VALUES (?, ?, ?, ?, ?, ?)',
-                        (w.doc_id, chunk.seq, chunk.text, chunk.start, chunk.end, np.asarray(chunk.vector, dtype=np.float32).tobytes()),
+                        (
+                            w.doc_id,
+                            chunk.seq,
+                            chunk.text,
+                            chunk.start,
+                            chunk.end,
+                            np.asarray(chunk.vector, dtype=np.float32).tobytes(),
+                        ),
                     )
                     added.append(int(cursor.lastrowid))
                 results.append((removed, added))

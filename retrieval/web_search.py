@@ -82,7 +82,9 @@ class JSONSearchClient:
                     error = WebSearchError("connection", f"cannot reach {self.url}: {exc or type(exc).__name__}")
                     continue
                 if response.status_code >= 400:
-                    error = WebSearchError("http_status", f"{self.url} answered {response.status_code}", response.status_code)
+                    error = WebSearchError(
+                        "http_status", f"{self.url} answered {response.status_code}", response.status_code
+                    )
                     if response.status_code in RETRY_STATUSES:
                         continue
                     break
@@ -93,7 +95,9 @@ class JSONSearchClient:
         try:
             body: Any = response.json()
         except ValueError:
-            return WebSearchResult(query, error=WebSearchError("invalid_json", f"{self.url} did not send JSON"), attempts=attempt)
+            return WebSearchResult(
+                query, error=WebSearchError("invalid_json", f"{self.url} did not send JSON"), attempts=attempt
+            )
         items = body
         for key in filter(None, self.fields.results_path.split(".")):
             items = items.get(key) if isinstance(items, dict) else None
@@ -140,7 +144,9 @@ class WebSearcher:
     fetched keeps its snippet.
     """
 
-    def __init__(self, client: JSONSearchClient, fetcher: "PageFetcher | None" = None, fetch_pages: int = 0, page_chars: int = 4000) -> None:
+    def __init__(
+        self, client: JSONSearchClient, fetcher: PageFetcher | None = None, fetch_pages: int = 0, page_chars: int = 4000
+    ) -> None:
         self.client = client
         self.fetcher = fetcher
         self.fetch_pages = fetch_pages if fetcher is not None else 0
@@ -159,5 +165,7 @@ class WebSearcher:
             pages = await asyncio.gather(*(self.fetcher.fetch(p.source) for p in top))
             for n, page in enumerate(pages):
                 if page.ok and page.text:
-                    passages[n] = replace(passages[n], text=page.text[: self.page_chars], title=page.title or passages[n].title)
+                    passages[n] = replace(
+                        passages[n], text=page.text[: self.page_chars], title=page.title or passages[n].title
+                    )
         return passages

@@ -17,8 +17,8 @@ from retrieval.document_index import DocumentIndex, DocumentInput
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate
-from service.generator.evidence_block import DEFAULT_STYLE, EvidenceStyle
 from service.generator.events import DoneEvent, EvidenceEvent, PauseEvent, ResumeEvent, TokenEvent
+from service.generator.evidence_block import DEFAULT_STYLE, EvidenceStyle
 
 DATA = Path(__file__).resolve().parent.parent / "query_unit" / "data"
 # Real Wikipedia paragraphs with crowd-written questions, beside the checkout (../shared/data).
@@ -126,12 +126,17 @@ def build_index(
     passages: retrieval must find them among thousands."""
     splits = (split,) if isinstance(split, str) else split
     docs = [
-        DocumentInput(d["text"], d["title"], f"invented:{d['id']}", d["id"]) for s in splits for d in invented_documents(s)
+        DocumentInput(d["text"], d["title"], f"invented:{d['id']}", d["id"])
+        for s in splits
+        for d in invented_documents(s)
     ]
     if squad:
         docs += squad_documents()
     if msmarco_corpus is not None and msmarco_corpus.exists():
-        docs += [DocumentInput(p["text"], p.get("title", ""), f"msmarco:{p['_id']}", p["_id"]) for p in read_jsonl(msmarco_corpus)]
+        docs += [
+            DocumentInput(p["text"], p.get("title", ""), f"msmarco:{p['_id']}", p["_id"])
+            for p in read_jsonl(msmarco_corpus)
+        ]
     index.add_documents(docs)
     return index
 
@@ -148,14 +153,21 @@ def run_case(
     messages = [ChatMessage("user", case.question)]
     prompt = template.prompt(messages, system_prompt)
     span = template.question_span(prompt, messages)
-    monitor = unit.begin_turn(case.question) if unit is not None else None
+    turn = unit.begin_turn(case.question) if unit is not None else None
     start = time.perf_counter()
     paused_at = None
     pauses: list[float] = []
     evidence_has_answer = False
     evidence: list[str] = []
     done: DoneEvent | None = None
-    for event in generate(backend, template, prompt, monitor, GenerationParams(max_tokens=max_tokens, evidence_style=evidence_style), question_span=span):
+    for event in generate(
+        backend,
+        template,
+        prompt,
+        turn,
+        GenerationParams(max_tokens=max_tokens, evidence_style=evidence_style),
+        question_span=span,
+    ):
         if isinstance(event, PauseEvent):
             paused_at = time.perf_counter()
         elif isinstance(event, EvidenceEvent):
@@ -168,5 +180,12 @@ def run_case(
             done = event
     assert done is not None
     return Outcome(
-        case, done.text, is_correct(done.text, case.answer), done.searches, pauses, evidence_has_answer, time.perf_counter() - start, evidence
+        case,
+        done.text,
+        is_correct(done.text, case.answer),
+        done.searches,
+        pauses,
+        evidence_has_answer,
+        time.perf_counter() - start,
+        evidence,
     )

@@ -64,7 +64,11 @@ class Printer:
             if evidence.get("error"):
                 found = f"[search failed: {evidence['error']}]"
             elif evidence["sources"]:
-                found = "[found: " + "; ".join(f"[{s['id']}] {s['title'] or s['source']}" for s in evidence["sources"]) + "]"
+                found = (
+                    "[found: "
+                    + "; ".join(f"[{s['id']}] {s['title'] or s['source']}" for s in evidence["sources"])
+                    + "]"
+                )
             else:
                 found = "[nothing new found]"
             self.out.write(self.style(found, DIM) + "\n")
@@ -112,13 +116,21 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
                 if not question:
                     continue
             history.append({"role": "user", "content": question})
-            body = {"messages": history, "stream": True, "max_tokens": args.max_tokens, "retrieval": args.retrieval, "sources": args.sources}
+            body = {
+                "messages": history,
+                "stream": True,
+                "max_tokens": args.max_tokens,
+                "retrieval": args.retrieval,
+                "sources": args.sources,
+            }
             answer, committed, sources = "", "", []
             try:
                 for chunk in stream_chunks(client, body):
                     answer = printer.chunk(chunk) or answer
                     sources = chunk.get("sources", sources)
-                    committed += "".join((c.get("delta") or {}).get("content") or "" for c in chunk.get("choices") or [])
+                    committed += "".join(
+                        (c.get("delta") or {}).get("content") or "" for c in chunk.get("choices") or []
+                    )
             except KeyboardInterrupt:
                 # Ctrl-C stops this answer (closing the stream frees the service's slot); in a
                 # conversation the chat goes on with what was final so far.

@@ -1,25 +1,28 @@
-"""The one configuration object: every knob of the service, read once from the environment."""
+"""The one configuration object: every knob of the service, read once from the environment.
+
+Knobs are grouped by concern (the model, retrieval, the query unit, the HTTP server) and
+combined in `Settings`. Every one keeps its flat environment name, `RAGPAUSE_<FIELD>`, and
+`Settings(n_ctx=2048)` still sets a field by its own name: the groups are for reading the code.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from query_unit.turn import TurnConfig
 
+ENV = SettingsConfigDict(env_prefix="RAGPAUSE_", env_file=".env", extra="ignore", populate_by_name=True)
 
-class Settings(BaseSettings):
-    """Read from `RAGPAUSE_*` environment variables (or a `.env` file); defaults run offline."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGPAUSE_", env_file=".env", extra="ignore")
+class ModelSettings(BaseSettings):
+    """The generator: which model, where it runs, how much it may write."""
 
-    # Where the index, caches and converted weights live.
-    data_dir: Path = Path("index_data")
+    model_config = ENV
 
-    # Generator.
     backend: Literal["llama_cpp", "transformers", "remote"] = Field(
         default="llama_cpp",
         description="remote: generate on an OpenAI-compatible server that returns logprobs (RAGPAUSE_REMOTE_URL); "
@@ -57,32 +60,25 @@ class Settings(BaseSettings):
         "on held-out questions (bench/system_prompt.py).",
     )
 
-    # Query unit.
-    query_unit: Literal["heuristic", "learned"] = Field(
-        default="learned",
-        description="learned: the only unit that met every target of bench/answer_quality.py (see README); it reads the "
-        "model's hidden state, and an engine without one falls back to heuristic.",
-    )
-    learned_target_rate: float | None = Field(
-        default=None, ge=0.05, le=0.95, description="Share of turns the learned unit searches; default: as trained."
-    )
-    max_searches_per_turn: int = 3
-    pause_prob_threshold: float = 0.05
-    evidence_token_budget: int = Field(
-        default=TurnConfig().evidence_token_budget,
-        ge=16,
-        description="Evidence tokens added per pause; more found more answers but lowered accuracy on SQuAD (bench/answer_quality.py).",
-    )
+
+class RetrievalSettings(BaseSettings):
+    """The local index (embedder, starter corpus) and the web search endpoint."""
+
+    model_config = ENV
+
     starter_corpus: Path | None = Field(
-        default=None, description="Folder of .md/.txt files indexed at start; default: index_data/starter."
+        default=None, description="Folder of .md/.txt files indexed at start; default: <data_dir>/starter."
     )
     embedder_path: str | None = Field(
         default=None, description="sentence-transformers model; default: all-MiniLM-L6-v2 from its package."
     )
-    embedder_engine: Literal["torch", "onnx", "onnx-int8"] = Field(
+    embedder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="onnx-int8",
-        description="onnx-int8 ingests fastest on every CPU measured (1.1x to 2.65x sentence-transformers; bench/indexing.py), "
-        "but its vectors depend on the CPU's int8 kernels; onnx (float32) gives the same vectors everywhere.",
+        # Its old name, RAGPAUSE_EMBEDDER_ENGINE, is still read.
+        validation_alias=AliasChoices("embedder_backend", "RAGPAUSE_EMBEDDER_BACKEND", "RAGPAUSE_EMBEDDER_ENGINE"),
+        description="onnx-int8 ingests fastest on every CPU measured (1.1x to 2.65x sentence-transformers; "
+        "bench/indexing.py), but its vectors depend on the CPU's int8 kernels; onnx (float32) gives the same "
+        "vectors everywhere.",
     )
     hnsw_threshold: int = Field(default=50_000, description="Switch from exact to HNSW search above this many chunks.")
 
@@ -95,7 +91,9 @@ class Settings(BaseSettings):
     web_text_field: str = "content"
     web_timeout_s: float = 5.0
     web_retries: int = 2
-    web_fallback_similarity: float = Field(default=0.45, description="Search the web when the best local match is below this.")
+    web_fallback_similarity: float = Field(
+        default=0.45, description="Search the web when the best local match is below this."
+    )
     web_fetch_pages: int = Field(default=0, description="Read this many top result pages in full (0: snippets only).")
     web_fetch_max_bytes: int = 1_000_000
     web_fetch_timeout_s: float = 5.0
@@ -103,7 +101,35 @@ class Settings(BaseSettings):
         default_factory=list, description="Private networks result pages may be fetched from (none by default)."
     )
 
-    # HTTP.
+
+class QueryUnitSettings(BaseSettings):
+    """When the model pauses to search, and how much evidence it reads."""
+
+    model_config = ENV
+
+    query_unit: Literal["heuristic", "learned"] = Field(
+        default="learned",
+        description="learned: the only unit that met every target of bench/answer_quality.py (see README); it "
+        "reads the model's hidden state, and a backend without one falls back to heuristic.",
+    )
+    learned_target_rate: float | None = Field(
+        default=None, ge=0.05, le=0.95, description="Share of turns the learned unit searches; default: as trained."
+    )
+    max_searches_per_turn: int = 3
+    pause_prob_threshold: float = 0.05
+    evidence_token_budget: int = Field(
+        default=TurnConfig().evidence_token_budget,
+        ge=16,
+        description="Evidence tokens added per pause; more found more answers but lowered accuracy on SQuAD "
+        "(bench/answer_quality.py).",
+    )
+
+
+class ServerSettings(BaseSettings):
+    """The HTTP server: where it listens, who may use it, how much one upload may carry."""
+
+    model_config = ENV
+
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: SecretStr | None = Field(
@@ -112,10 +138,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Largest document upload (one request).")
     max_upload_files: int = Field(default=200, ge=1, description="Most documents in one upload.")
     upload_wait_bytes: int = Field(
-        default=1024 * 1024, ge=0, description="Uploads up to this size are answered when indexed (201); larger ones at once (202) with a job to poll."
+        default=1024 * 1024,
+        ge=0,
+        description="Uploads up to this size are answered when indexed (201); larger ones at once (202) with a job.",
     )
     upload_wait_seconds: float = Field(
-        default=10.0, ge=0, description="The longest a small upload waits for its 201; after that (other jobs ahead of it) it gets its 202 and job."
+        default=10.0,
+        ge=0,
+        description="The longest a small upload waits for its 201; after that (other jobs ahead of it) it gets "
+        "its 202 and job.",
     )
 
     @field_validator("api_key")
@@ -128,5 +159,67 @@ class Settings(BaseSettings):
             raise ValueError("is set but empty: give it a key, or unset it to run without one")
         return SecretStr(key.get_secret_value().strip())  # as clients send it: a bearer token has no spaces around it
 
+
+GROUPS: dict[str, type[BaseSettings]] = {
+    "model": ModelSettings,
+    "retrieval": RetrievalSettings,
+    "unit": QueryUnitSettings,
+    "server": ServerSettings,
+}
+
+
+def _group_of(name: str) -> str | None:
+    """The group a field given by name belongs to (None: not a grouped field)."""
+    for group, kind in GROUPS.items():
+        if name in kind.model_fields:
+            return group
+    return None
+
+
+class Settings(BaseSettings):
+    """Read from `RAGPAUSE_*` environment variables (or a `.env` file); defaults run offline."""
+
+    model_config = ENV
+
+    # Where the index, caches, converted weights and ingestion jobs live.
+    data_dir: Path = Path("index_data")
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    unit: QueryUnitSettings = Field(default_factory=QueryUnitSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_names(cls, values: Any) -> Any:
+        """`Settings(n_ctx=2048)`: a field given by its own name goes to its group, which
+        reads the environment for the rest."""
+        if not isinstance(values, dict):
+            return values
+        grouped: dict[str, dict[str, Any]] = {}
+        rest = {}
+        for name, value in values.items():
+            group = _group_of(name)
+            if group is None:
+                rest[name] = value
+            else:
+                grouped.setdefault(group, {})[name] = value
+        for group, given in grouped.items():
+            if group in rest:
+                raise ValueError(f"give {group} as a group or its fields by name, not both")
+            rest[group] = GROUPS[group](**given)
+        return rest
+
+    @classmethod
+    def variables(cls) -> set[str]:
+        """Every environment variable that sets a field (old names included)."""
+        names = {"RAGPAUSE_DATA_DIR"}
+        for kind in GROUPS.values():
+            for name, field in kind.model_fields.items():
+                names.add(f"RAGPAUSE_{name.upper()}")
+                if isinstance(field.validation_alias, AliasChoices):
+                    names.update(str(a) for a in field.validation_alias.choices if str(a).startswith("RAGPAUSE_"))
+        return names
+
     def starter_dir(self) -> Path:
-        return self.starter_corpus if self.starter_corpus is not None else self.data_dir / "starter"
+        chosen = self.retrieval.starter_corpus
+        return chosen if chosen is not None else self.data_dir / "starter"

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from retrieval.document_index import DocumentIndex  # noqa: E402
-from retrieval.embedder import Embedder  # noqa: E402
-from service.generator.backend import Backend  # noqa: E402
-from service.generator.chat_template import ChatTemplate  # noqa: E402
-from service.generator.llama_backend import LlamaCppBackend  # noqa: E402
-from service.generator.model_files import default_gguf_path  # noqa: E402
-from service.generator.transformers_backend import TransformersBackend  # noqa: E402
+from retrieval.document_index import DocumentIndex
+from retrieval.embedder import Embedder
+from service.generator.backend import Backend
+from service.generator.chat_template import ChatTemplate
+from service.generator.llama_backend import LlamaCppBackend
+from service.generator.model_files import default_gguf_path
+from service.generator.transformers_backend import TransformersBackend
 
 REPO = Path(__file__).resolve().parent.parent
 STARTER = REPO / "index_data" / "starter"
@@ -31,9 +30,7 @@ def llama_backend() -> LlamaCppBackend:
 def hf_backend() -> TransformersBackend:
     gguf = default_gguf_path()
     # The project's own cache location: the conversion is paid once per machine, as for users.
-    return TransformersBackend(
-        gguf.parent, gguf_file=gguf.name, cache_root=REPO / "index_data" / "hf_cache"
-    )
+    return TransformersBackend(gguf.parent, gguf_file=gguf.name, cache_root=REPO / "index_data" / "hf_cache")
 
 
 @pytest.fixture(scope="session", params=["llama_cpp", "transformers"])

@@ -16,11 +16,11 @@ import numpy as np
 
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
-from service.settings import Settings
+from service.settings import ModelSettings
 
 # Tests answer under the service's own default system prompt (what users get), whatever the
 # environment of the machine running them says.
-SYSTEM_PROMPT: str = Settings.model_fields["system_prompt"].default
+SYSTEM_PROMPT: str = ModelSettings.model_fields["system_prompt"].default
 
 QUESTION = "What is the capital of Japan?"
 ANSWER = "Tokyo"

@@ -38,14 +38,13 @@ def serve(app: FastAPI) -> Iterator[str]:
 @contextmanager
 def serve_engine(backend, index, **settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The service over `backend` and `index`, with these settings (the default system prompt unless given)."""
-    from service.app import create_app
-    from service.engine import Engine
+    from service.api.app import create_app
+    from service.runtime.runtime import Runtime
     from service.settings import Settings
-
     from tests.known_fact import SYSTEM_PROMPT
 
     config = Settings(**{"system_prompt": SYSTEM_PROMPT, **settings})
-    with serve(create_app(config, engine=Engine(config, backend, index))) as url:
+    with serve(create_app(config, runtime=Runtime(config, backend, index))) as url:
         yield url
 
 

@@ -79,9 +79,14 @@ class SearchServer:
             if overlap:
                 scored.append((overlap, doc))
         scored.sort(key=lambda pair: -pair[0])
-        results = [] if self.mode == "empty" else [
-            {"title": d["title"], "url": d["url"], "content": d["content"], "engine": "stub", "score": float(s)} for s, d in scored
-        ]
+        results = (
+            []
+            if self.mode == "empty"
+            else [
+                {"title": d["title"], "url": d["url"], "content": d["content"], "engine": "stub", "score": float(s)}
+                for s, d in scored
+            ]
+        )
         body = {"query": query.get("q", [""])[0], "number_of_results": len(results), "results": results}
         handler._send(200, json.dumps(body).encode(), json_headers)
 

@@ -29,7 +29,7 @@ def test_compose_wires_the_service_to_searxng_and_its_volume() -> None:
     app, searx = services["ragpause"], services["searxng"]
     env = app["environment"]
     # Every RAGPAUSE_* variable is a real setting, and they load together.
-    fields = {f"RAGPAUSE_{name.upper()}" for name in Settings.model_fields}
+    fields = Settings.variables()
     assert {k for k in env if k.startswith("RAGPAUSE_")} <= fields
     # The web search URL names the searxng service on the port it listens on.
     url = urlparse(env["RAGPAUSE_WEB_SEARCH_URL"])
@@ -45,8 +45,14 @@ def test_compose_wires_the_service_to_searxng_and_its_volume() -> None:
     # The service listens on all interfaces on the published port, and the healthcheck asks /health.
     assert env["RAGPAUSE_HOST"] == "0.0.0.0" and f"{env['RAGPAUSE_PORT']}:{env['RAGPAUSE_PORT']}" in app["ports"]
     assert "/health" in " ".join(app["healthcheck"]["test"])
-    loaded = Settings(**{k.removeprefix("RAGPAUSE_").lower(): v for k, v in env.items() if k.startswith("RAGPAUSE_") and "${" not in v})
-    assert loaded.web_search_url == env["RAGPAUSE_WEB_SEARCH_URL"] and str(loaded.data_dir) == "/data"
+    loaded = Settings(
+        **{
+            k.removeprefix("RAGPAUSE_").lower(): v
+            for k, v in env.items()
+            if k.startswith("RAGPAUSE_") and "${" not in v
+        }
+    )
+    assert loaded.retrieval.web_search_url == env["RAGPAUSE_WEB_SEARCH_URL"] and str(loaded.data_dir) == "/data"
 
 
 def test_dockerfile_copies_what_exists_and_pins_cpu_torch() -> None:
@@ -55,8 +61,9 @@ def test_dockerfile_copies_what_exists_and_pins_cpu_torch() -> None:
         for path in source.split():
             assert (REPO / path).exists(), path
     assert "torch==2.13.0" in dockerfile and "whl/cpu" in dockerfile
-    assert compose()["services"]["ragpause"]["environment"]["RAGPAUSE_STARTER_CORPUS"].startswith("/app/index_data/starter")
-
+    assert compose()["services"]["ragpause"]["environment"]["RAGPAUSE_STARTER_CORPUS"].startswith(
+        "/app/index_data/starter"
+    )
 
 
 def test_the_image_and_make_build_llama_cpp_for_a_named_baseline() -> None:
@@ -77,9 +84,11 @@ def test_an_empty_api_key_refuses_to_start() -> None:
     # RAGPAUSE_API_KEY= used to turn authentication off without a word.
     with pytest.raises(ValidationError, match="is set but empty"):
         Settings(api_key="  ")
-    assert Settings(api_key=" s3cret ").api_key.get_secret_value() == "s3cret"
+    assert Settings(api_key=" s3cret ").server.api_key.get_secret_value() == "s3cret"
     env = {**os.environ, "RAGPAUSE_API_KEY": "", "RAGPAUSE_PORT": "1"}
-    run = subprocess.run([sys.executable, "-m", "service"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "service"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 2
     assert "RAGPAUSE_API_KEY: is set but empty" in run.stderr and "Traceback" not in run.stderr
     # The compose file, whose service listens on the network, will not start without one.

@@ -1,8 +1,8 @@
-"""The generator interface both engines implement: a token sequence held in a KV cache.
+"""The generator interface both backends implement: a token sequence held in a KV cache.
 
-An engine only evaluates tokens, truncates its cache and reports next-token logits; this
+A backend only evaluates tokens, truncates its cache and reports next-token logits; this
 base class owns the bookkeeping (which tokens are cached, how many were ever evaluated) so
-that pausing, rolling back and resuming behave the same on every engine.
+that pausing, rolling back and resuming behave the same on every backend.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Backend(ABC):
         # each step then carries it (the learned query unit reads it).
         self.hidden_states = False
 
-    # --- what an engine provides -------------------------------------------------------
+    # --- what a backend provides -------------------------------------------------------
     @abstractmethod
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
         """Text to ids. With special=False, control-token spellings stay plain text."""
@@ -79,10 +79,10 @@ class Backend(ABC):
         """Next-token logits after the last evaluated token (float32, one per vocabulary entry)."""
 
     def _last_hidden(self) -> np.ndarray | None:
-        """The final layer's hidden state at the last evaluated position, where the engine has it."""
+        """The final layer's hidden state at the last evaluated position, where the backend has it."""
         return None
 
-    def share_cores(self, sharing: bool) -> None:
+    def share_cores(self, sharing: bool) -> None:  # noqa: B027 optional hook: a no-op unless a backend overrides it
         """Another heavy job (an ingestion) runs on the same cores: use fewer threads meanwhile.
         Engines without a thread setting ignore it."""
 
@@ -102,9 +102,7 @@ class Backend(ABC):
         if not tokens:
             return [] if score else None
         if len(self.tokens) + len(tokens) > self.n_ctx:
-            raise ContextOverflow(
-                f"{len(self.tokens) + len(tokens)} tokens exceed the context window of {self.n_ctx}"
-            )
+            raise ContextOverflow(f"{len(self.tokens) + len(tokens)} tokens exceed the context window of {self.n_ctx}")
         first = _log_prob(self._last_logits(), tokens[0]) if score and self._logits_fresh else float("nan")
         rows = self._evaluate(list(tokens), all_logits=score)
         self.tokens.extend(tokens)
@@ -153,13 +151,15 @@ class Backend(ABC):
         if not self.tokens:
             raise RuntimeError("nothing evaluated yet")
         if not self._logits_fresh:
-            # After a bare rollback the engine has no logits for the new last position.
+            # After a bare rollback the backend has no logits for the new last position.
             last = self.tokens[-1]
             self.rollback(len(self.tokens) - 1)
             self.append([last])
         return self._last_logits()
 
-    def step(self, sampler: Sampler, banned: frozenset[int] = frozenset(), counts: Mapping[int, int] | None = None) -> TokenStep:
+    def step(
+        self, sampler: Sampler, banned: frozenset[int] = frozenset(), counts: Mapping[int, int] | None = None
+    ) -> TokenStep:
         """Choose the next token (not yet appended) with its confidence signals; `counts`: the
         answer's tokens so far, for the sampler's penalties."""
         step = sampler.step(self.logits(), self.piece, banned, counts)

@@ -53,7 +53,10 @@ class ChatTemplate:
         # The prompt ends: <|im_start|>user\n BODY <|im_end|>\n [assistant turns…] <|im_start|>assistant\n
         end_markers = [self.end, *self.newline]
         for start in range(len(prompt) - len(body) - len(end_markers), -1, -1):
-            if prompt[start : start + len(body)] == body and prompt[start + len(body) : start + len(body) + len(end_markers)] == end_markers:
+            if (
+                prompt[start : start + len(body)] == body
+                and prompt[start + len(body) : start + len(body) + len(end_markers)] == end_markers
+            ):
                 return start, start + len(body)
         return None
 

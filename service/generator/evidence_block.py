@@ -39,7 +39,11 @@ def evidence_text(evidence: Evidence, style: EvidenceStyle = DEFAULT_STYLE, draf
         if style == "numbered_then_question":
             ask = question
         else:
-            ask = "Continue your answer using these results." if draft_kept else "Use these results to answer my question."
+            ask = (
+                "Continue your answer using these results."
+                if draft_kept
+                else "Use these results to answer my question."
+            )
         return "\n".join(lines) + "\n\n" + ask
     facts = " ".join(p.text for p in evidence.passages)
     if style == "context_then_question":

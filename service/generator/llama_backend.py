@@ -1,4 +1,4 @@
-"""The default CPU engine: llama.cpp over a GGUF file, driven one token at a time."""
+"""The default CPU backend: llama.cpp over a GGUF file, driven one token at a time."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ class LlamaCppBackend(Backend):
             # Hidden states come from llama.cpp's per-token embeddings (no pooling); the logits
             # are unchanged. They are switched on only for the positions that need them.
             embedding=hidden_states,
-            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE if hidden_states else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE
+            if hidden_states
+            else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
             verbose=False,
         )
         self.hidden_states = hidden_states
@@ -42,9 +44,7 @@ class LlamaCppBackend(Backend):
         self.model_path = Path(model_path)
         self._n_vocab = self.llm.n_vocab()
         vocab = self._lib.llama_model_get_vocab(self.llm.model)
-        self._eos = frozenset(
-            t for t in range(self._n_vocab) if self._lib.llama_vocab_is_eog(vocab, t)
-        )
+        self._eos = frozenset(t for t in range(self._n_vocab) if self._lib.llama_vocab_is_eog(vocab, t))
         self._pieces: dict[int, bytes] = {}
 
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:

@@ -1,4 +1,4 @@
-"""Build the configured engine from Settings."""
+"""Build the configured backend from Settings."""
 
 from __future__ import annotations
 
@@ -9,25 +9,31 @@ from service.settings import Settings
 
 def load_backend(settings: Settings, hidden_states: bool = False) -> Backend:
     """With hidden_states, every step carries the model's final hidden state (for the learned unit)."""
-    if settings.backend in ("llama_cpp", "remote"):  # remote: the local model only tokenizes
+    if settings.model.backend in ("llama_cpp", "remote"):  # remote: the local model only tokenizes
         from service.generator.llama_backend import LlamaCppBackend
 
-        path = settings.model_path or default_gguf_path()
-        return LlamaCppBackend(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, hidden_states=hidden_states)
+        path = settings.model.model_path or default_gguf_path()
+        return LlamaCppBackend(
+            path, n_ctx=settings.model.n_ctx, n_threads=settings.model.n_threads, hidden_states=hidden_states
+        )
 
     from service.generator.transformers_backend import TransformersBackend
 
     cache_root = settings.data_dir / "hf_cache"
-    if settings.hf_model:
+    if settings.model.hf_model:
         return TransformersBackend(
-            settings.hf_model, cache_root=cache_root, device=settings.hf_device, n_ctx=settings.n_ctx, hidden_states=hidden_states
+            settings.model.hf_model,
+            cache_root=cache_root,
+            device=settings.model.hf_device,
+            n_ctx=settings.model.n_ctx,
+            hidden_states=hidden_states,
         )
-    gguf = settings.model_path or default_gguf_path()
+    gguf = settings.model.model_path or default_gguf_path()
     return TransformersBackend(
         gguf.parent,
         gguf_file=gguf.name,
         cache_root=cache_root,
-        device=settings.hf_device,
-        n_ctx=settings.n_ctx,
+        device=settings.model.hf_device,
+        n_ctx=settings.model.n_ctx,
         hidden_states=hidden_states,
     )

@@ -119,4 +119,3 @@ class Sampler:
             cand, probs = order, full[order] / z
         kept = probs[:cut]
         return int(cand[int(self._rng.choice(cut, p=kept / kept.sum()))])
-

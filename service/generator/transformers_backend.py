@@ -1,4 +1,4 @@
-"""The Hugging Face engine: any causal LM by id or folder (GPU when present), or a GGUF file.
+"""The Hugging Face backend: any causal LM by id or folder (GPU when present), or a GGUF file.
 
 A GGUF file is dequantized to float32 on load, which is slow, so the converted weights are
 saved once under the data directory and loaded from there afterwards.
@@ -19,9 +19,7 @@ from service.generator.backend import Backend
 def _unicode_to_byte() -> dict[str, int]:
     """Inverse of the byte-level BPE alphabet (GPT-2's printable stand-ins for raw bytes)."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     chars = printable[:]
     n = 0
@@ -103,9 +101,7 @@ class TransformersBackend(Backend):
         self._eos = frozenset(t for t in eos if t is not None)
 
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=not special)[
-            "input_ids"
-        ]
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=not special)["input_ids"]
 
     def token_bytes(self, token_id: int) -> bytes:
         token = self.tokenizer.convert_ids_to_tokens(token_id)
@@ -144,7 +140,7 @@ class TransformersBackend(Backend):
         self._logits = out.logits[0, -1].float().cpu().numpy()
         if self.hidden_states:
             # The last entry is taken after the final norm, as llama.cpp's embeddings are (the
-            # input to the LM head): both engines give the same vector (cosine 0.999).
+            # input to the LM head): both backends give the same vector (cosine 0.999).
             self._hidden = out.hidden_states[-1][0, -1].float().cpu().numpy()
         return out.logits[0].float().cpu().numpy() if all_logits else None
 

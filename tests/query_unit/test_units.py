@@ -16,7 +16,6 @@ def step(text: str, prob: float) -> TokenStep:
     return TokenStep(token_id=0, text=text, prob=prob, entropy=1.0, margin=prob, top=((0, prob),))
 
 
-
 @pytest.fixture(scope="module")
 def index(starter_index):
     return starter_index
@@ -51,7 +50,9 @@ def test_unsure_function_word_and_words_from_the_question_do_not_pause(index) ->
 
 
 def test_gather_reads_the_answering_sentences_within_budget(index) -> None:
-    turn = unit(index, embed=index.embedder.encode, evidence_token_budget=30).begin_turn("Who invented the Velnorian harp?")
+    turn = unit(index, embed=index.embedder.encode, evidence_token_budget=30).begin_turn(
+        "Who invented the Velnorian harp?"
+    )
     pause = turn.observe(step(" Nikolaus", 0.04))
     evidence = turn.gather(pause)
     assert evidence.ok and "velnorian" in evidence.passages[0].source
@@ -125,11 +126,28 @@ def test_gate_searches_for_surprising_names_but_not_for_defined_words(index) -> 
     invented = signals([("Where", 3.0), (" was", 1.0), (" Fek", 14.0), ("lex", 12.0), (" born", 2.0), ("?", 0.5)])
     assert heuristic.begin_turn("Where was Feklex born?").before_generation(invented) is not None
     defined = signals(
-        [("A", 3.0), (" zib", 15.0), ("bet", 10.6), (" is", 1.0), (" a", 1.0), (" red", 8.3), (" fruit", 4.5), (".", 1.0),
-         (" Where", 2.0), (" does", 1.0), (" a", 1.0), (" zib", 0.4), ("bet", 0.1), (" grow", 0.2), ("?", 0.3)]
+        [
+            ("A", 3.0),
+            (" zib", 15.0),
+            ("bet", 10.6),
+            (" is", 1.0),
+            (" a", 1.0),
+            (" red", 8.3),
+            (" fruit", 4.5),
+            (".", 1.0),
+            (" Where", 2.0),
+            (" does", 1.0),
+            (" a", 1.0),
+            (" zib", 0.4),
+            ("bet", 0.1),
+            (" grow", 0.2),
+            ("?", 0.3),
+        ]
     )
     assert heuristic.begin_turn("A zibbet is a red fruit. Where does a zibbet grow?").before_generation(defined) is None
-    known = signals([("What", 3.0), (" is", 1.0), (" the", 1.0), (" capital", 6.0), (" of", 0.1), (" France", 4.0), ("?", 0.2)])
+    known = signals(
+        [("What", 3.0), (" is", 1.0), (" the", 1.0), (" capital", 6.0), (" of", 0.1), (" France", 4.0), ("?", 0.2)]
+    )
     assert heuristic.begin_turn("What is the capital of France?").before_generation(known) is None
 
 
@@ -137,12 +155,35 @@ def test_gate_searches_for_a_detail_the_index_holds_though_no_word_surprises(ind
     heuristic = unit(index)
     # Every word familiar to the model, as a detail of a well-known subject reads; the starter
     # index holds the document that answers it (cosine 0.77).
-    familiar = signals([("When", 3.0), (" was", 1.0), (" the", 1.0), (" D", 5.0), ("rovik", 4.0), (" Accord", 6.0), (" signed", 3.0), ("?", 0.2)])
+    familiar = signals(
+        [
+            ("When", 3.0),
+            (" was", 1.0),
+            (" the", 1.0),
+            (" D", 5.0),
+            ("rovik", 4.0),
+            (" Accord", 6.0),
+            (" signed", 3.0),
+            ("?", 0.2),
+        ]
+    )
     pause = heuristic.begin_turn("When was the Drovik Accord signed?").before_generation(familiar)
     assert pause is not None and "close match" in pause.reason
     # A fair match (0.47) needs an unusual word beside it; alone it is not enough.
-    plain = [("When", 3.0), (" was", 1.0), (" the", 1.0), (" treaty", 6.0), (" that", 1.0), (" fixed", 5.0), (" the", 0.5),
-             (" price", 4.0), (" of", 0.2), (" salt", 7.0), (" signed", 3.0), ("?", 0.2)]
+    plain = [
+        ("When", 3.0),
+        (" was", 1.0),
+        (" the", 1.0),
+        (" treaty", 6.0),
+        (" that", 1.0),
+        (" fixed", 5.0),
+        (" the", 0.5),
+        (" price", 4.0),
+        (" of", 0.2),
+        (" salt", 7.0),
+        (" signed", 3.0),
+        ("?", 0.2),
+    ]
     question = "When was the treaty that fixed the price of salt signed?"
     assert heuristic.begin_turn(question).before_generation(signals(plain)) is None
     unusual = [(w, 12.0 if w == " salt" else s) for w, s in plain]
@@ -158,8 +199,21 @@ def test_learned_unit_loads_its_committed_weights_and_its_knob_is_a_rate(index) 
     frugal, eager = LearnedUnit(tools, weights, target_rate=0.1), LearnedUnit(tools, weights, target_rate=0.95)
     assert frugal.threshold > eager.threshold
     # It learned that a search pays when the name is unfamiliar and the index knows it.
-    invented = signals([("Where", 3.0), (" was", 1.0), (" Z", 9.0), ("orbl", 12.0), ("ax", 8.0), (" Quint", 20.0), ("aro", 9.0), (" born", 2.0)])
-    known = signals([("What", 3.0), (" is", 1.0), (" the", 1.0), (" capital", 6.0), (" of", 0.1), (" France", 4.0), ("?", 0.2)])
+    invented = signals(
+        [
+            ("Where", 3.0),
+            (" was", 1.0),
+            (" Z", 9.0),
+            ("orbl", 12.0),
+            ("ax", 8.0),
+            (" Quint", 20.0),
+            ("aro", 9.0),
+            (" born", 2.0),
+        ]
+    )
+    known = signals(
+        [("What", 3.0), (" is", 1.0), (" the", 1.0), (" capital", 6.0), (" of", 0.1), (" France", 4.0), ("?", 0.2)]
+    )
     assert weights.uses_hidden_states and weights.gate_hidden is not None
     assert len(weights.gate.coef) == len(question_features(known, 0.7)) + len(weights.gate_hidden.components)
 

@@ -11,7 +11,13 @@ from retrieval.embedder import Embedder
 
 
 def main() -> None:
-    data_dir, cache, first, count, batch = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    data_dir, cache, first, count, batch = (
+        Path(sys.argv[1]),
+        Path(sys.argv[2]),
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        int(sys.argv[5]),
+    )
     index = DocumentIndex(data_dir, Embedder(cache_root=cache), hnsw_threshold=int(sys.argv[6]))
     print("READY", flush=True)
     for start in range(first, first + count, batch):

@@ -16,14 +16,16 @@ def cli(*args: str, data_dir) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(data_dir)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(data_dir)},
     )
 
 
 def test_index_search_stats(tmp_path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4 nothing else")
-    (tmp_path / "docs" / "keeper.html").write_text("<title>Lighthouse</title><p>The keeper of Narth light is Ilse Varro.</p>")
+    (tmp_path / "docs" / "keeper.html").write_text(
+        "<title>Lighthouse</title><p>The keeper of Narth light is Ilse Varro.</p>"
+    )
     data = tmp_path / "data"
     done = cli("index", str(STARTER), str(tmp_path / "docs"), data_dir=data)
     assert done.returncode == 0, done.stderr

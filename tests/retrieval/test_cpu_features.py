@@ -40,7 +40,10 @@ def test_the_avx2_view_hides_avx512_from_us_and_from_numpy_alike() -> None:
         pytest.skip("this CPU cannot make cpuid fault, so bench/cpu_view cannot run here")
     run = subprocess.run(
         [str(REPO / "bench" / "cpu_view" / "as-avx2"), sys.executable, "-X", "faulthandler", "-c", PROBE],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout)
@@ -49,7 +52,17 @@ def test_the_avx2_view_hides_avx512_from_us_and_from_numpy_alike() -> None:
     assert seen["numpy_avx512f"] is False  # NumPy chose its kernels from the same answer
     # A real fault still reaches the program's own handler (faulthandler prints the stack).
     crash = subprocess.run(
-        [str(REPO / "bench" / "cpu_view" / "as-avx2"), sys.executable, "-X", "faulthandler", "-c", "import ctypes; ctypes.string_at(0)"],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        [
+            str(REPO / "bench" / "cpu_view" / "as-avx2"),
+            sys.executable,
+            "-X",
+            "faulthandler",
+            "-c",
+            "import ctypes; ctypes.string_at(0)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert crash.returncode != 0 and "Fatal Python error: Segmentation fault" in crash.stderr

@@ -21,7 +21,17 @@ def test_acknowledged_documents_survive_kill_9(tmp_path, embedder) -> None:
     acked: set[str] = set()
     for round_ in range(3):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.retrieval.ingest_worker", str(tmp_path), str(cache), str(round_ * 5000), "5000", "8", "300"],
+            [
+                sys.executable,
+                "-m",
+                "tests.retrieval.ingest_worker",
+                str(tmp_path),
+                str(cache),
+                str(round_ * 5000),
+                "5000",
+                "8",
+                "300",
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,

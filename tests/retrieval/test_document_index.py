@@ -65,8 +65,12 @@ def test_files_of_every_kind_and_results_carry_score_and_source(index, tmp_path)
 def test_lexical_half_finds_exact_codes(index) -> None:
     index.add_documents(
         [
-            DocumentInput("Replacement valve for the tidal pump, part number XK-4471-B, fits models from 2019.", source="a"),
-            DocumentInput("Replacement valve for the tidal pump, part number QR-0932-C, fits models from 2021.", source="b"),
+            DocumentInput(
+                "Replacement valve for the tidal pump, part number XK-4471-B, fits models from 2019.", source="a"
+            ),
+            DocumentInput(
+                "Replacement valve for the tidal pump, part number QR-0932-C, fits models from 2021.", source="b"
+            ),
             DocumentInput("The pump manual explains how to bleed air from the lines.", source="c"),
         ]
     )
@@ -105,7 +109,10 @@ def test_vector_file_is_reused_and_a_broken_one_is_rebuilt(tmp_path, embedder) -
 
 def test_hnsw_index_supports_update_and_delete(tmp_path, embedder) -> None:
     index = DocumentIndex(tmp_path, embedder, hnsw_threshold=30)
-    docs = [DocumentInput(f"Island {n} exports salt number {n} and keeps {n} lighthouses.", source=f"island-{n}") for n in range(60)]
+    docs = [
+        DocumentInput(f"Island {n} exports salt number {n} and keeps {n} lighthouses.", source=f"island-{n}")
+        for n in range(60)
+    ]
     index.add_documents(docs)
     assert index.vectors.kind == "hnsw" and len(index.vectors) == 60
     target = index.search("Island 17 exports salt number 17", k=1)[0]
@@ -125,7 +132,9 @@ def test_search_keeps_answering_during_a_large_ingestion(tmp_path, embedder) -> 
     index = DocumentIndex(tmp_path, embedder)
     index.add_paths([STARTER])
     docs = [
-        DocumentInput(f"Report {n}: the fishing fleet of Orrin landed {n} tonnes of herring in week {n % 52}.", source=f"r{n}")
+        DocumentInput(
+            f"Report {n}: the fishing fleet of Orrin landed {n} tonnes of herring in week {n % 52}.", source=f"r{n}"
+        )
         for n in range(3000)
     ]
     writer = threading.Thread(target=index.add_documents, args=(docs,))

@@ -20,11 +20,17 @@ def test_two_processes_exporting_at_once_both_get_the_model(tmp_path) -> None:
     # Both used to write the same partial file; the second rename then failed and that
     # service did not start.
     runs = [
-        subprocess.Popen([sys.executable, "-c", EXPORT, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORT, str(tmp_path)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     results = [run.communicate(timeout=600) for run in runs]
-    for run, (out, err) in zip(runs, results):
+    for run, (_out, err) in zip(runs, results):
         assert run.returncode == 0, err[-2000:]
     paths = {out.strip().splitlines()[-1] for out, _ in results}
     assert len(paths) == 1 and paths.pop().endswith("model.int8.onnx")

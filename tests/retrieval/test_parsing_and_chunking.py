@@ -12,7 +12,7 @@ from tests.sample_files import tiny_pdf
 def test_plain_text_and_markdown() -> None:
     doc = parse_document(b"Salt ledger\r\n\r\nThe   ledger lists salt.", "ledger.txt")
     assert doc.media_type == "text/plain" and doc.text == "Salt ledger\n\nThe ledger lists salt."
-    md = parse_document("Intro line\n\n## Tidal Station\n\nIt counts eels.".encode(), "notes.md")
+    md = parse_document(b"Intro line\n\n## Tidal Station\n\nIt counts eels.", "notes.md")
     assert md.title == "Tidal Station" and "It counts eels." in md.text
 
 
@@ -50,7 +50,9 @@ def test_html_keeps_the_main_text_only() -> None:
 
 
 def test_pdf_text_and_title() -> None:
-    doc = parse_document(tiny_pdf(["The Drovik Accord was signed in 1873.", "It fixed the price of salt."]), "accord.pdf")
+    doc = parse_document(
+        tiny_pdf(["The Drovik Accord was signed in 1873.", "It fixed the price of salt."]), "accord.pdf"
+    )
     assert doc.media_type == "application/pdf" and doc.title == "Harbour notes"
     assert "signed in 1873" in doc.text and "price of salt" in doc.text
 

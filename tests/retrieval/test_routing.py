@@ -10,7 +10,11 @@ from retrieval.web_search import WebSearcher, WebSearchFailed, searxng_client
 from tests.search_server import SearchServer
 
 WEB = [
-    {"title": "Narth lighthouse", "url": "https://example.org/narth", "content": "The Narth lighthouse keeper is Ilse Varro since 2011."},
+    {
+        "title": "Narth lighthouse",
+        "url": "https://example.org/narth",
+        "content": "The Narth lighthouse keeper is Ilse Varro since 2011.",
+    },
 ]
 
 

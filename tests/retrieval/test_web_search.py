@@ -14,8 +14,16 @@ from retrieval.web_search import FieldMap, JSONSearchClient, WebSearcher, WebSea
 from tests.search_server import SearchServer
 
 CORPUS = [
-    {"title": "Vellmora harbour", "url": "https://example.org/vellmora", "content": "Vellmora is a harbour town on the Estrian coast."},
-    {"title": "Glass eels", "url": "https://example.org/eels", "content": "Glass eels arrive at Vellmora every spring."},
+    {
+        "title": "Vellmora harbour",
+        "url": "https://example.org/vellmora",
+        "content": "Vellmora is a harbour town on the Estrian coast.",
+    },
+    {
+        "title": "Glass eels",
+        "url": "https://example.org/eels",
+        "content": "Glass eels arrive at Vellmora every spring.",
+    },
 ]
 
 
@@ -50,9 +58,15 @@ def test_generic_json_endpoint_with_mapped_fields(server) -> None:
         {"Content-Type": "application/json"},
         b'{"data": {"hits": [{"name": "Eels", "link": "https://e.org/1", "snippet": "Eels swim."}, {"name": "x"}]}}',
     )
-    client = fast(JSONSearchClient(url=server.url + "/api", fields=FieldMap("data.hits", title="name", url="link", text="snippet")))
+    client = fast(
+        JSONSearchClient(
+            url=server.url + "/api", fields=FieldMap("data.hits", title="name", url="link", text="snippet")
+        )
+    )
     result = run(client.search("eels"))
-    assert result.ok and [(p.title, p.source, p.text) for p in result.passages] == [("Eels", "https://e.org/1", "Eels swim.")]
+    assert result.ok and [(p.title, p.source, p.text) for p in result.passages] == [
+        ("Eels", "https://e.org/1", "Eels swim.")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +114,11 @@ def test_searcher_adapter_raises_a_named_error(server) -> None:
 
 
 def test_page_fetch_reads_main_text_within_limits(server) -> None:
-    server.pages["/article"] = (200, {"Content-Type": "text/html"}, b"<title>Eels</title><nav>menu</nav><p>Eels migrate at night.</p>")
+    server.pages["/article"] = (
+        200,
+        {"Content-Type": "text/html"},
+        b"<title>Eels</title><nav>menu</nav><p>Eels migrate at night.</p>",
+    )
     server.pages["/big"] = (200, {"Content-Type": "text/plain"}, b"salt " * 100_000)
     server.pages["/hop"] = (302, {"Location": "/article"}, b"")
     fetcher = PageFetcher(max_bytes=10_000, timeout_s=2, allow_private=True)  # the stub lives on loopback
@@ -149,7 +167,11 @@ def test_searcher_reads_the_top_pages_in_full(server) -> None:
         {"title": "Eels", "url": server.url + "/eels", "content": "short snippet"},
         {"title": "Private", "url": "http://10.9.9.9/secret", "content": "kept snippet"},
     ]
-    server.pages["/eels"] = (200, {"Content-Type": "text/html"}, b"<title>Eel page</title><p>Glass eels reach Vellmora in April.</p>")
+    server.pages["/eels"] = (
+        200,
+        {"Content-Type": "text/html"},
+        b"<title>Eel page</title><p>Glass eels reach Vellmora in April.</p>",
+    )
     fetcher = PageFetcher(timeout_s=2, allowed_networks=("127.0.0.0/8",))
     found = WebSearcher(fast(searxng_client(server.url)), fetcher, fetch_pages=2).search("eels snippet")
     by_title = {p.title: p.text for p in found}

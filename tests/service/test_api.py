@@ -90,9 +90,18 @@ def test_logprobs(client) -> None:
         ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"\u00b2": 1, "9" * 5000: 1}}, "logit_bias"),
         ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"5": 500}}, "logit_bias"),
         ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"99999999": -100}}, "logit_bias"),
-        ({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        (
+            {
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            },
+            "tools",
+        ),
         ({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "required"}, "tool_choice"),
-        ({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}, "response_format"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}},
+            "response_format",
+        ),
     ],
 )
 def test_bad_input_gets_a_400_envelope(base_url, body, param) -> None:
@@ -104,7 +113,9 @@ def test_bad_input_gets_a_400_envelope(base_url, body, param) -> None:
 
 
 def test_bad_json_and_too_long_context(base_url, client) -> None:
-    response = httpx.post(base_url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    response = httpx.post(
+        base_url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model="x", messages=[{"role": "user", "content": "word " * 5000}])
@@ -127,7 +138,10 @@ def test_a_follow_up_question_is_looked_up_with_its_subject(client) -> None:
     conversation = [{"role": "user", "content": "Who invented the Velnorian harp?"}]
     first = client.chat.completions.create(model="x", messages=conversation, max_tokens=60).choices[0].message.content
     assert "Framboux" in first and "Sources:" in first
-    conversation += [{"role": "assistant", "content": first}, {"role": "user", "content": "What are its strings made of?"}]
+    conversation += [
+        {"role": "assistant", "content": first},
+        {"role": "user", "content": "What are its strings made of?"},
+    ]
     reply = client.chat.completions.create(model="x", messages=conversation, max_tokens=60)
     extra = reply.model_extra
     assert extra["pauses"] and "Velnorian harp" in extra["pauses"][0]["query"]
@@ -162,17 +176,21 @@ def test_logit_bias_bans_a_word_and_harmless_fields_pass(client, llama_backend) 
     question = [{"role": "user", "content": QUESTION}]
     banned = {str(t): -100 for text in (" " + ANSWER, ANSWER) for t in llama_backend.tokenize(text)[:1]}
     plain = client.chat.completions.create(model="x", messages=question, max_tokens=30, extra_body={"retrieval": "off"})
-    biased = client.chat.completions.create(model="x", messages=question, max_tokens=30, logit_bias=banned, extra_body={"retrieval": "off"})
+    biased = client.chat.completions.create(
+        model="x", messages=question, max_tokens=30, logit_bias=banned, extra_body={"retrieval": "off"}
+    )
     assert ANSWER in plain.choices[0].message.content
     assert ANSWER not in biased.choices[0].message.content
     # Fields that ask for nothing this service lacks are accepted.
-    fine = client.chat.completions.create(model="x", messages=question, max_tokens=5, tools=[], response_format={"type": "text"}, tool_choice="none")
+    fine = client.chat.completions.create(
+        model="x", messages=question, max_tokens=5, tools=[], response_format={"type": "text"}, tool_choice="none"
+    )
     assert fine.choices[0].message.content
 
 
 def test_follow_up_reads_the_conversation_as_sent() -> None:
-    from service.engine import follow_up
     from service.generator.chat_template import ChatMessage
+    from service.runtime.conversation import follow_up
 
     assert follow_up([ChatMessage("system", "be brief"), ChatMessage("user", "Hi?")]) is None
     cited = "Harps have strings [1].\n\nSources:\n[1] The harp (harp.md)"
@@ -205,7 +223,10 @@ def test_per_request_retrieval_and_sources_switches(base_url, client, llama_back
             json={"messages": [{"role": "user", "content": "hi"}], "sources": sources},
         )
         assert response.status_code == 400 and response.json()["error"]["param"] == "sources"
-    bad = httpx.post(base_url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "retrieval": "sometimes"})
+    bad = httpx.post(
+        base_url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "retrieval": "sometimes"},
+    )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "retrieval"
 
 
@@ -215,7 +236,9 @@ def test_terminal_chat_streams_and_shows_the_pause(base_url, llama_backend) -> N
 
     asked = subprocess.run(
         [sys.executable, "-m", "service.chat", "--url", base_url, "Where was Zorblax Quintaro born?"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert asked.returncode == 0, asked.stderr
     out = asked.stdout
@@ -225,13 +248,18 @@ def test_terminal_chat_streams_and_shows_the_pause(base_url, llama_backend) -> N
     # A conversation on stdin; a bad request is reported and the conversation goes on.
     talk = subprocess.run(
         [sys.executable, "-m", "service.chat", "--url", base_url, "--retrieval", "off", "--sources", "web"],
-        input=QUESTION + "\n", capture_output=True, text=True, timeout=120,
+        input=QUESTION + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert_decisive(llama_backend, SYSTEM_PROMPT)
     assert talk.returncode == 0 and ANSWER in talk.stdout
     refused = subprocess.run(
         [sys.executable, "-m", "service.chat", "--url", base_url, "--sources", "web", "Hello?"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert refused.returncode == 1 and "400" in refused.stdout and "web search endpoint" in refused.stdout
 
@@ -246,7 +274,10 @@ def test_ctrl_c_in_the_terminal_chat_stops_one_answer_and_the_chat_goes_on(base_
 
     chat = subprocess.Popen(
         [sys.executable, "-m", "service.chat", "--url", base_url, "--retrieval", "off", "--max-tokens", "600"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         # A test runner started in the background inherits SIGINT ignored (POSIX shells do that
         # to background jobs), and so would the chat: give it Ctrl-C back, as a terminal would.

@@ -31,7 +31,9 @@ def test_same_tokenizer(llama_backend, hf_backend) -> None:
 def test_same_greedy_answer_on_a_confident_prompt(llama_backend, hf_backend) -> None:
     # Each engine's every step up to the answer leads by a clear margin (checked, with the
     # numbers if not): then the two must choose the same tokens.
-    answers = [[piece for piece, _ in assert_decisive(backend, SYSTEM_PROMPT)] for backend in (llama_backend, hf_backend)]
+    answers = [
+        [piece for piece, _ in assert_decisive(backend, SYSTEM_PROMPT)] for backend in (llama_backend, hf_backend)
+    ]
     assert answers[0] == answers[1] and ANSWER in "".join(answers[0])
 
 

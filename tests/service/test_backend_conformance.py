@@ -75,9 +75,7 @@ def test_known_answer(backend: Backend, template: ChatTemplate) -> None:
     assert ANSWER in text
 
 
-def test_rollback_regenerates_without_recomputing_the_prefix(
-    backend: Backend, template: ChatTemplate
-) -> None:
+def test_rollback_regenerates_without_recomputing_the_prefix(backend: Backend, template: ChatTemplate) -> None:
     prompt = question(template, "Give me three tips for learning to cook.")
     backend.load_prompt(prompt)
     first = greedy(backend, 20)
@@ -90,15 +88,15 @@ def test_rollback_regenerates_without_recomputing_the_prefix(
     assert backend.n_evaluated - before == 13
 
 
-def test_resume_after_evidence_equals_a_fresh_prefill(
-    backend: Backend, template: ChatTemplate
-) -> None:
+def test_resume_after_evidence_equals_a_fresh_prefill(backend: Backend, template: ChatTemplate) -> None:
     prompt = question(template, "Where was Zorblax Quintaro born?")
     backend.load_prompt(prompt)
     draft = greedy(backend, 10)
-    block = template.close_assistant() + template.message(
-        "user", "Search results:\n[1] Zorblax Quintaro was born in 1987 in Vellmora."
-    ) + template.assistant_start()
+    block = (
+        template.close_assistant()
+        + template.message("user", "Search results:\n[1] Zorblax Quintaro was born in 1987 in Vellmora.")
+        + template.assistant_start()
+    )
     backend.rollback(len(prompt) + 3)
     before = backend.n_evaluated
     backend.append(block)
@@ -124,9 +122,13 @@ def test_load_prompt_reuses_the_cached_prefix(backend: Backend, template: ChatTe
     backend.rollback(0)
     backend.load_prompt(first)
     answer = greedy(backend, 5)
-    follow_up = first + answer + template.close_assistant() + template.message(
-        "user", "And another?"
-    ) + template.assistant_start()
+    follow_up = (
+        first
+        + answer
+        + template.close_assistant()
+        + template.message("user", "And another?")
+        + template.assistant_start()
+    )
     before = backend.n_evaluated
     reused = backend.load_prompt(follow_up).reused
     assert reused == len(first) + len(answer)

@@ -80,7 +80,7 @@ def test_stop_ends_the_answer_frees_its_slot_and_the_chat_goes_on(base_url, llam
         expect(page.locator("#stop")).to_be_hidden()
         # The service saw the client leave: the answer ended without finishing, its slot free.
         deadline = time.monotonic() + 10
-        while "ragpause_answers_total{finish=\"cancelled\"} 1.0" not in httpx.get(base_url + "/metrics").text:
+        while 'ragpause_answers_total{finish="cancelled"} 1.0' not in httpx.get(base_url + "/metrics").text:
             assert time.monotonic() < deadline, "the stopped answer was never cancelled"
             time.sleep(0.1)
         assert httpx.get(base_url + "/health").json()["generating"] == 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from query_unit.types import TokenStep
 from retrieval.types import Passage
-from service.citations import Citer, mark
-from service.completions import CompletionBuilder
+from service.answer.citations import Citer, mark
+from service.answer.completions import CompletionBuilder
 from service.generator.events import DoneEvent, EvidenceEvent, PauseEvent, ResumeEvent, TokenEvent
 
-PASSAGE = Passage("Zorblax Quintaro was born in the harbour town of Vellmora.", "starter/zorblax.md", "Zorblax Quintaro")
+PASSAGE = Passage(
+    "Zorblax Quintaro was born in the harbour town of Vellmora.", "starter/zorblax.md", "Zorblax Quintaro"
+)
 OTHER = Passage("The Quintaro family sells glass lanterns.", "starter/lanterns.md", "Lanterns")
 
 
@@ -25,25 +27,30 @@ def test_withdrawn_draft_never_reaches_the_content(llama_backend) -> None:
     builder = CompletionBuilder(llama_backend, "m", False, 0, question="Where was Zorblax Quintaro born?")
     sent = []
     events = [
-        token("He", 0), token(" lives.", 2), token(" Born in", 2), token(" Paris", 2),
+        token("He", 0),
+        token(" lives.", 2),
+        token(" Born in", 2),
+        token(" Paris", 2),
         PauseEvent("unsure", "q", " Born in Paris", kept_tokens=2),
         EvidenceEvent("q", (PASSAGE, OTHER)),
         ResumeEvent(kept_tokens=2, evidence_tokens=40),
-        token("Born", 0), token(" in", 0), token(" Vellmora.", 3),
+        token("Born", 0),
+        token(" in", 0),
+        token(" Vellmora.", 3),
         done("He lives. Born in Vellmora."),
     ]
     for event in events:
         chunk = builder.on_event(event)
         if chunk is not None:
-            sent.append(chunk["choices"][0]["delta"].get("content") or "")
-    sent += [c["choices"][0]["delta"].get("content") or "" for c in builder.final_chunks(False)]
+            sent.append(chunk.choices[0].delta.content or "")
+    sent += [c.choices[0].delta.content or "" for c in builder.final_chunks(False)]
     content = "".join(sent)
     assert "Paris" not in content
     assert content.startswith("He lives. Born in Vellmora [1].")
     assert content.endswith("Sources:\n[1] Zorblax Quintaro (starter/zorblax.md)\n[2] Lanterns (starter/lanterns.md)")
-    assert builder.completion()["choices"][0]["message"]["content"] == content
+    assert builder.completion().choices[0].message.content == content
     # Drafts travel beside the content for clients that draw pauses.
-    assert builder.on_event(token("x", 0))["draft"] == "x"
+    assert builder.on_event(token("x", 0)).draft == "x"
 
 
 def test_citations_follow_the_words_a_sentence_takes_from_a_source() -> None:
@@ -59,8 +66,10 @@ def test_citations_follow_the_words_a_sentence_takes_from_a_source() -> None:
 
 
 def test_earlier_answers_lose_their_citations_before_the_model_reads_them() -> None:
-    from service.citations import strip_citations
+    from service.answer.citations import strip_citations
 
-    cited = "He was born in Vellmora [1]. He sells lanterns [1][2].\n\nSources:\n[1] Zorblax (a.md)\n[2] Lanterns (b.md)"
+    cited = (
+        "He was born in Vellmora [1]. He sells lanterns [1][2].\n\nSources:\n[1] Zorblax (a.md)\n[2] Lanterns (b.md)"
+    )
     assert strip_citations(cited) == "He was born in Vellmora. He sells lanterns."
     assert strip_citations("A list [1, 2] and [x] stay.") == "A list [1, 2] and [x] stay."

@@ -10,8 +10,6 @@ from query_unit.turn import TurnConfig, UnitTools
 from retrieval.document_index import DocumentIndex
 from retrieval.routing import RoutedSearcher
 from retrieval.web_search import WebSearcher, searxng_client
-from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
-from tests.search_server import SearchServer
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate
@@ -24,6 +22,8 @@ from service.generator.events import (
     TokenEvent,
 )
 from service.generator.sampling import SamplingParams
+from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
+from tests.search_server import SearchServer
 
 SYSTEM = SYSTEM_PROMPT
 
@@ -125,7 +125,9 @@ def routed_to(server: SearchServer, embedder, tmp_path) -> RoutedSearcher:
 
 
 def test_failing_search_endpoint_still_gives_a_complete_answer(llama_backend, web_down, embedder, tmp_path) -> None:
-    _, events = run(llama_backend, routed_to(web_down, embedder, tmp_path), "Where was Zorblax Quintaro born?", max_tokens=60)
+    _, events = run(
+        llama_backend, routed_to(web_down, embedder, tmp_path), "Where was Zorblax Quintaro born?", max_tokens=60
+    )
     done = events[-1]
     assert web_down.requests, "the endpoint was asked"
     assert any(isinstance(e, EvidenceEvent) and e.error for e in events)
@@ -154,7 +156,9 @@ def test_a_sourced_answer_carries_no_such_notice(backend, starter_index) -> None
 def test_search_cap_holds(llama_backend, web_down, embedder, tmp_path) -> None:
     config = TurnConfig(max_searches=1)
     searcher = routed_to(web_down, embedder, tmp_path)
-    _, events = run(llama_backend, searcher, "Who invented the Velnorian harp? Tell me its history.", config, max_tokens=80)
+    _, events = run(
+        llama_backend, searcher, "Who invented the Velnorian harp? Tell me its history.", config, max_tokens=80
+    )
     assert len(web_down.requests) == 1
     assert sum(isinstance(e, PauseEvent) for e in events) == 1
 
@@ -172,7 +176,9 @@ def test_max_tokens_and_stop_strings(llama_backend, starter_index) -> None:
 def test_seeded_sampling_is_reproducible(llama_backend, starter_index) -> None:
     def sample(seed: int) -> str:
         sampling = SamplingParams(temperature=1.0, top_p=0.95, seed=seed)
-        _, events = run(llama_backend, starter_index, "Write one sentence about the sea.", max_tokens=30, sampling=sampling)
+        _, events = run(
+            llama_backend, starter_index, "Write one sentence about the sea.", max_tokens=30, sampling=sampling
+        )
         return events[-1].text
 
     first = sample(7)

@@ -113,8 +113,14 @@ def test_the_learned_unit_decides_with_the_real_hidden_state(llama_hidden, start
     unit = LearnedUnit(UnitTools(starter_index, lambda s: len(s.split()), local=starter_index))
     assert unit.weights.uses_hidden_states
     events = list(
-        generate(llama_hidden, template, prompt, unit.begin_turn(question), GenerationParams(max_tokens=40),
-                 question_span=template.question_span(prompt, messages))
+        generate(
+            llama_hidden,
+            template,
+            prompt,
+            unit.begin_turn(question),
+            GenerationParams(max_tokens=40),
+            question_span=template.question_span(prompt, messages),
+        )
     )
     done = events[-1]
     assert isinstance(done, DoneEvent) and (done.searches > 0) == searches

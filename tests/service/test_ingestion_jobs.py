@@ -39,7 +39,9 @@ def test_reads_and_small_uploads_answer_while_a_large_upload_is_indexed(llama_ba
 
         def impatient(n: int) -> None:
             try:
-                httpx.post(url + "/v1/documents", json={"text": f"Impatient note {n}: {prose(100 + n, 60)}"}, timeout=0.5)
+                httpx.post(
+                    url + "/v1/documents", json={"text": f"Impatient note {n}: {prose(100 + n, 60)}"}, timeout=0.5
+                )
             except httpx.TimeoutException:
                 pass
 
@@ -48,7 +50,9 @@ def test_reads_and_small_uploads_answer_while_a_large_upload_is_indexed(llama_ba
             thread.start()
         for thread in quitters:
             thread.join()
-        assert httpx.get(url + f"/v1/documents/jobs/{job}").json()["status"] == "running", "the large job is still going"
+        assert httpx.get(url + f"/v1/documents/jobs/{job}").json()["status"] == "running", (
+            "the large job is still going"
+        )
 
         start = time.perf_counter()
         found = httpx.get(url + "/v1/search", params={"q": "harbour lantern"}, timeout=10)
@@ -57,7 +61,11 @@ def test_reads_and_small_uploads_answer_while_a_large_upload_is_indexed(llama_ba
         assert time.perf_counter() - start < 5, "reads answer while the job runs"
 
         start = time.perf_counter()
-        small = httpx.post(url + "/v1/documents", json={"text": "The Ferry of Wenmouth sails at noon.", "title": "Wenmouth"}, timeout=30)
+        small = httpx.post(
+            url + "/v1/documents",
+            json={"text": "The Ferry of Wenmouth sails at noon.", "title": "Wenmouth"},
+            timeout=30,
+        )
         waited = time.perf_counter() - start
         assert small.status_code == 202 and small.json()["status"] == "queued", "behind the large job: its job at once"
         assert waited < 5 and small.headers["location"].endswith(small.json()["id"])
@@ -72,10 +80,18 @@ def test_reads_and_small_uploads_answer_while_a_large_upload_is_indexed(llama_ba
 
 
 def start_service(data: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "RAGPAUSE_DATA_DIR": str(data), "RAGPAUSE_PORT": str(port), "RAGPAUSE_STARTER_CORPUS": str(data / "none"),
-           "RAGPAUSE_MAX_UPLOAD_FILES": str(DOCUMENTS), "RAGPAUSE_MAX_UPLOAD_BYTES": str(20 * 1024 * 1024)}
+    env = {
+        **os.environ,
+        "RAGPAUSE_DATA_DIR": str(data),
+        "RAGPAUSE_PORT": str(port),
+        "RAGPAUSE_STARTER_CORPUS": str(data / "none"),
+        "RAGPAUSE_MAX_UPLOAD_FILES": str(DOCUMENTS),
+        "RAGPAUSE_MAX_UPLOAD_BYTES": str(20 * 1024 * 1024),
+    }
     env.pop("RAGPAUSE_API_KEY", None)
-    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 180
     while True:
         assert process.poll() is None, process.stderr.read().decode()[-2000:] if process.stderr else "exited"
@@ -93,7 +109,10 @@ DOCUMENTS = 1000  # 16 batches: far more than a few seconds of indexing on any m
 
 def upload_and_wait_for_progress(url: str, seed: int) -> str:
     """DOCUMENTS documents in one upload (a 202 job); returns once its first batch is indexed."""
-    documents = [{"text": prose(seed * 10_000 + n, 400), "title": f"Record {seed}-{n}", "id": f"r{seed}-{n}"} for n in range(DOCUMENTS)]
+    documents = [
+        {"text": prose(seed * 10_000 + n, 400), "title": f"Record {seed}-{n}", "id": f"r{seed}-{n}"}
+        for n in range(DOCUMENTS)
+    ]
     reply = httpx.post(url + "/v1/documents", json={"documents": documents}, timeout=60)
     assert reply.status_code == 202
     job = reply.json()["id"]
@@ -144,8 +163,11 @@ def test_a_non_streamed_answer_stops_when_its_client_leaves(llama_backend, embed
     # Non-streamed answers went on after their clients disconnected, holding the slot until
     # max_tokens, and /metrics counted them as finished, not cancelled.
     with serve_empty_index(llama_backend, embedder, tmp_path, generation_slots=1) as url:
-        long = {"messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}], "max_tokens": 2000,
-                "retrieval": "off"}
+        long = {
+            "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}],
+            "max_tokens": 2000,
+            "retrieval": "off",
+        }
         for _ in range(2):
             try:
                 httpx.post(url + "/v1/chat/completions", json=long, timeout=1.5)

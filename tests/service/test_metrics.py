@@ -31,7 +31,9 @@ def test_metrics_count_answers_tokens_pauses_and_search_outcomes(base_url, start
     assert_decisive(llama_backend, SYSTEM_PROMPT)
     client = openai.OpenAI(base_url=base_url + "/v1", api_key="unused", max_retries=0, timeout=60)
     before = scrape(base_url)
-    found = client.chat.completions.create(model="x", messages=[{"role": "user", "content": "Where was Zorblax Quintaro born?"}], max_tokens=60)
+    found = client.chat.completions.create(
+        model="x", messages=[{"role": "user", "content": "Where was Zorblax Quintaro born?"}], max_tokens=60
+    )
     streamed = client.chat.completions.create(
         model="x", messages=[{"role": "user", "content": QUESTION}], max_tokens=20, stream=True
     )

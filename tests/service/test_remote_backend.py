@@ -16,14 +16,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from retrieval.document_index import DocumentIndex
-from service.app import create_app
-from service.engine import Engine
+from service.api.app import create_app
 from service.generator.chat_template import ChatMessage
 from service.generator.decode_loop import GenerationParams
 from service.generator.events import DoneEvent, PauseEvent, TokenEvent
 from service.generator.model_files import default_gguf_path
 from service.generator.remote import RemoteError, RemoteGenerator, defang
 from service.generator.sampling import SamplingParams
+from service.runtime.runtime import Runtime
 from service.settings import Settings
 from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 from tests.live_server import free_port, serve
@@ -33,9 +33,23 @@ from tests.live_server import free_port, serve
 def remote_url():
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf_path()), "--port", str(port),
-         "--n_ctx", "2048", "--logits_all", "true", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_gguf_path()),
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--logits_all",
+            "true",
+            "--n_threads",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -53,9 +67,9 @@ def remote_url():
 
 
 @pytest.fixture(scope="module")
-def engine(remote_url, llama_backend, starter_index) -> Engine:
+def engine(remote_url, llama_backend, starter_index) -> Runtime:
     settings = Settings(system_prompt=SYSTEM_PROMPT)
-    return Engine(settings, llama_backend, starter_index, remote=RemoteGenerator(remote_url, "smollm2"))
+    return Runtime(settings, llama_backend, starter_index, remote=RemoteGenerator(remote_url, "smollm2"))
 
 
 def test_known_fact_streams_with_the_servers_logprobs_and_no_search(engine, llama_backend) -> None:
@@ -69,7 +83,9 @@ def test_known_fact_streams_with_the_servers_logprobs_and_no_search(engine, llam
 
 
 def test_invented_entity_pauses_and_the_remote_answer_uses_the_evidence(engine) -> None:
-    events = list(engine.chat([ChatMessage("user", "Where was Zorblax Quintaro born?")], GenerationParams(max_tokens=60)))
+    events = list(
+        engine.chat([ChatMessage("user", "Where was Zorblax Quintaro born?")], GenerationParams(max_tokens=60))
+    )
     done = events[-1]
     assert isinstance(done, DoneEvent) and done.searches >= 1
     assert "Vellmora" in done.text and "zorblax" in done.sources[0].source
@@ -77,8 +93,12 @@ def test_invented_entity_pauses_and_the_remote_answer_uses_the_evidence(engine) 
 
 def test_a_remote_answer_whose_search_found_nothing_says_so(remote_url, llama_backend, embedder, tmp_path) -> None:
     settings = Settings(system_prompt=SYSTEM_PROMPT)
-    engine = Engine(settings, llama_backend, DocumentIndex(tmp_path, embedder), remote=RemoteGenerator(remote_url, "smollm2"))
-    events = list(engine.chat([ChatMessage("user", "Where was Zorblax Quintaro born?")], GenerationParams(max_tokens=40)))
+    engine = Runtime(
+        settings, llama_backend, DocumentIndex(tmp_path, embedder), remote=RemoteGenerator(remote_url, "smollm2")
+    )
+    events = list(
+        engine.chat([ChatMessage("user", "Where was Zorblax Quintaro born?")], GenerationParams(max_tokens=40))
+    )
     done = events[-1]
     assert isinstance(done, DoneEvent) and done.searches >= 1 and not done.sources
     assert done.text.endswith("and found nothing, so this answer has no source behind it.)")
@@ -86,14 +106,25 @@ def test_a_remote_answer_whose_search_found_nothing_says_so(remote_url, llama_ba
 
 def test_the_api_serves_a_remote_engine_and_reports_its_failure(remote_url, llama_backend, starter_index) -> None:
     settings = Settings(system_prompt=SYSTEM_PROMPT)
-    engine = Engine(settings, llama_backend, starter_index, remote=RemoteGenerator(remote_url, "smollm2"))
-    with serve(create_app(settings, engine=engine)) as url:
+    engine = Runtime(settings, llama_backend, starter_index, remote=RemoteGenerator(remote_url, "smollm2"))
+    with serve(create_app(settings, runtime=engine)) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=120)
-        reply = client.chat.completions.create(model="x", messages=[{"role": "user", "content": "Where was Zorblax Quintaro born?"}], max_tokens=60)
+        reply = client.chat.completions.create(
+            model="x", messages=[{"role": "user", "content": "Where was Zorblax Quintaro born?"}], max_tokens=60
+        )
         assert "Vellmora [1]" in reply.choices[0].message.content and reply.model_extra["pauses"]
-    down = Engine(settings, llama_backend, starter_index, remote=RemoteGenerator(f"http://127.0.0.1:{free_port()}", "x", timeout_s=2))
-    with serve(create_app(settings, engine=down)) as url:
-        response = httpx.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}], "retrieval": "off"}, timeout=30)
+    down = Runtime(
+        settings,
+        llama_backend,
+        starter_index,
+        remote=RemoteGenerator(f"http://127.0.0.1:{free_port()}", "x", timeout_s=2),
+    )
+    with serve(create_app(settings, runtime=down)) as url:
+        response = httpx.post(
+            url + "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Hi"}], "retrieval": "off"},
+            timeout=30,
+        )
         assert response.status_code == 502 and response.json()["error"]["code"] == "generator_unavailable"
 
 
@@ -124,28 +155,40 @@ def logprob_less_server() -> FastAPI:
         body = await request.json()
         if not body.get("stream"):
             message = {"role": "assistant", "content": "Hello"}
-            return JSONResponse({"object": "chat.completion", "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "length"}]})
-        first = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}, "logprobs": None, "finish_reason": None}]}
+            return JSONResponse(
+                {
+                    "object": "chat.completion",
+                    "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "length"}],
+                }
+            )
+        first = {
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {"role": "assistant"}, "logprobs": None, "finish_reason": None}],
+        }
         return StreamingResponse(iter([f"data: {json.dumps(first)}\n\n"]), media_type="text/event-stream")
 
     return app
 
 
-def test_a_server_without_logprobs_is_named_at_start_and_never_gives_an_empty_answer(llama_backend, starter_index) -> None:
+def test_a_server_without_logprobs_is_named_at_start_and_never_gives_an_empty_answer(
+    llama_backend, starter_index
+) -> None:
     # Every answer came back as content "", finish_reason "stop", status 200.
     with serve(logprob_less_server()) as url:
         remote = RemoteGenerator(url, "smollm2")
         with pytest.raises(RemoteError, match="--logits_all true"):
             remote.check()
         settings = Settings(system_prompt=SYSTEM_PROMPT)
-        engine = Engine(settings, llama_backend, starter_index, remote=remote)
-        with serve(create_app(settings, engine=engine)) as service:
+        engine = Runtime(settings, llama_backend, starter_index, remote=remote)
+        with serve(create_app(settings, runtime=engine)) as service:
             body = {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 10}
             reply = httpx.post(service + "/v1/chat/completions", json=body, timeout=60)
             assert reply.status_code == 502 and "stream ended before the answer did" in reply.json()["error"]["message"]
             client = openai.OpenAI(base_url=service + "/v1", api_key="x", max_retries=0, timeout=60)
             with pytest.raises(openai.APIError, match="stream ended before the answer did"):
-                for _ in client.chat.completions.create(model="x", messages=body["messages"], max_tokens=10, stream=True):
+                for _ in client.chat.completions.create(
+                    model="x", messages=body["messages"], max_tokens=10, stream=True
+                ):
                     pass
 
 

@@ -39,7 +39,9 @@ def test_temperature_sampling_follows_the_distribution_and_the_seed() -> None:
     assert np.allclose(counts[:3] / 3000, [0.5, 0.3, 0.2], atol=0.04)
     again = Sampler(SamplingParams(temperature=1.0, seed=3))
     first = Sampler(SamplingParams(temperature=1.0, seed=3))
-    assert [again.step(logits, piece).token_id for _ in range(50)] == [first.step(logits, piece).token_id for _ in range(50)]
+    assert [again.step(logits, piece).token_id for _ in range(50)] == [
+        first.step(logits, piece).token_id for _ in range(50)
+    ]
 
 
 def test_any_signed_64_bit_seed_works_and_keeps_its_own_stream() -> None:

@@ -32,5 +32,9 @@ def test_no_input_gets_a_server_error(api_schema) -> None:
     # empty or missing user message), and the service still answers a valid one afterwards.
     chat = seen["POST /v1/chat/completions"]
     assert chat[400] > 0 and set(chat) <= {200, 400, 413, 422}, chat
-    valid = httpx.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}, timeout=60)
+    valid = httpx.post(
+        url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+        timeout=60,
+    )
     assert valid.status_code == 200 and valid.json()["choices"][0]["message"]["content"]

@@ -9,10 +9,10 @@ import json
 import httpx
 import pytest
 
-from service.app import create_app
-from service.engine import Engine
+from service.api.app import create_app
 from service.generator.llama_backend import LlamaCppBackend
 from service.generator.model_files import default_gguf_path
+from service.runtime.runtime import Runtime
 from service.settings import Settings
 from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 from tests.live_server import serve, serve_engine
@@ -74,20 +74,26 @@ def test_an_engine_fault_midway_ends_the_stream_with_an_error_event(server, llam
     assert_decisive(llama_backend, SYSTEM_PROMPT)  # the same model and build as the failing engine's
     url, backend = server
     backend.armed, backend.steps = True, 0
-    events = sse(url, {"messages": [{"role": "user", "content": "Tell me about the sea."}], "max_tokens": 40, "retrieval": "off"})
+    events = sse(
+        url, {"messages": [{"role": "user", "content": "Tell me about the sea."}], "max_tokens": 40, "retrieval": "off"}
+    )
     assert events[-1] == "[DONE]"
     drafts = [e for e in events if isinstance(e, dict) and e.get("draft")]
     error = events[-2]["error"]
     assert len(drafts) == 4 and error["type"] == "server_error" and "stopped responding" in error["message"]
     backend.armed = False
     assert httpx.get(url + "/health").json()["status"] == "ok"
-    again = httpx.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 20}, timeout=60)
+    again = httpx.post(
+        url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 20},
+        timeout=60,
+    )
     assert again.status_code == 200 and ANSWER in again.json()["choices"][0]["message"]["content"]
 
 
 @pytest.mark.parametrize("mode", ["down", "slow", "error500", "garbage"])
 def test_every_turn_completes_whatever_the_search_endpoint_does(llama_backend, starter_index, mode) -> None:
-    from service.engine import web_searcher
+    from service.runtime.runtime import web_searcher
     from tests.live_server import free_port
     from tests.search_server import SearchServer
 
@@ -96,10 +102,15 @@ def test_every_turn_completes_whatever_the_search_endpoint_does(llama_backend, s
     url = f"http://127.0.0.1:{free_port()}" if mode == "down" else web.url  # nothing listens there
     settings = Settings(system_prompt=SYSTEM_PROMPT, web_search_url=url, web_timeout_s=1.0, web_retries=1)
     try:
-        engine = Engine(settings, llama_backend, starter_index, web_searcher(settings))
-        with serve(create_app(settings, engine=engine)) as base:
+        engine = Runtime(settings, llama_backend, starter_index, web_searcher(settings))
+        with serve(create_app(settings, runtime=engine)) as base:
             for stream in (False, True):
-                body = {"messages": [{"role": "user", "content": "Who won the regatta at Port Vessik?"}], "max_tokens": 30, "sources": "web", "retrieval": "always"}
+                body = {
+                    "messages": [{"role": "user", "content": "Who won the regatta at Port Vessik?"}],
+                    "max_tokens": 30,
+                    "sources": "web",
+                    "retrieval": "always",
+                }
                 if stream:
                     events = sse(base, body)
                     assert events[-1] == "[DONE]" and not any(isinstance(e, dict) and "error" in e for e in events)

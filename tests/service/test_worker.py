@@ -15,18 +15,20 @@ import httpx
 import pytest
 
 from retrieval.document_index import DocumentIndex
-from service.app import create_app
-from service.engine import Engine, web_searcher
+from service.api.app import create_app
 from service.generator.llama_backend import LlamaCppBackend
 from service.generator.model_files import default_gguf_path
+from service.runtime.runtime import Runtime, web_searcher
+from service.runtime.worker import GenerationWorker
 from service.settings import Settings
-from service.worker import GenerationWorker
 from tests.known_fact import SYSTEM_PROMPT
 from tests.live_server import serve
 from tests.search_server import SearchServer
 
 
-def collect(worker: GenerationWorker, jobs: dict[str, Callable[[str], Iterator[object]]], **options) -> dict[str, list[tuple[float, object]]]:
+def collect(
+    worker: GenerationWorker, jobs: dict[str, Callable[[str], Iterator[object]]], **options
+) -> dict[str, list[tuple[float, object]]]:
     """Run the jobs at once; each event with the time it arrived."""
 
     async def one(make) -> list[tuple[float, object]]:  # type: ignore[no-untyped-def]
@@ -80,7 +82,9 @@ def test_answers_beyond_the_slots_wait_and_then_run() -> None:
     assert later[0][0] >= earlier[-1][0], "one slot: the second answer starts after the first ends"
 
 
-@pytest.mark.parametrize("hint", [{"waits": lambda event: event == "pause"}, {"detached": True}], ids=["waits", "detached"])
+@pytest.mark.parametrize(
+    "hint", [{"waits": lambda event: event == "pause"}, {"detached": True}], ids=["waits", "detached"]
+)
 def test_a_search_does_not_hold_up_the_other_answers(hint) -> None:
     """`waits`: the step after a pause runs aside; `detached` (a remote answer): every step does."""
     worker = GenerationWorker(["a", "b"])
@@ -189,7 +193,13 @@ def test_a_client_that_leaves_frees_its_slot() -> None:
 @pytest.fixture()
 def slow_web():
     server = SearchServer(
-        [{"title": "Zorblax Quintaro", "url": "https://example.org/zorblax", "content": "Zorblax Quintaro was born in Vellmora."}],
+        [
+            {
+                "title": "Zorblax Quintaro",
+                "url": "https://example.org/zorblax",
+                "content": "Zorblax Quintaro was born in Vellmora.",
+            }
+        ],
         slow_s=2.5,
     )
     server.mode = "slow"
@@ -206,7 +216,7 @@ def test_a_real_chat_streams_on_while_another_waits_for_a_slow_search(slow_web, 
         generation_slots=2,
     )
     slots = [LlamaCppBackend(default_gguf_path(), n_ctx=2048) for _ in range(2)]
-    engine = Engine(settings, slots[0], DocumentIndex(tmp_path, embedder), web_searcher(settings), slots[1:])
+    engine = Runtime(settings, slots[0], DocumentIndex(tmp_path, embedder), web_searcher(settings), slots[1:])
     finished: dict[str, float] = {}
 
     def chat(url: str, name: str, body: dict) -> None:
@@ -214,10 +224,18 @@ def test_a_real_chat_streams_on_while_another_waits_for_a_slow_search(slow_web, 
         assert response.status_code == 200, response.text
         finished[name] = time.perf_counter()
 
-    with serve(create_app(settings, engine=engine)) as url:
+    with serve(create_app(settings, runtime=engine)) as url:
         searching = threading.Thread(
             target=chat,
-            args=(url, "searching", {"messages": [{"role": "user", "content": "Where was Zorblax Quintaro born?"}], "retrieval": "always", "sources": "web"}),
+            args=(
+                url,
+                "searching",
+                {
+                    "messages": [{"role": "user", "content": "Where was Zorblax Quintaro born?"}],
+                    "retrieval": "always",
+                    "sources": "web",
+                },
+            ),
         )
         start = time.perf_counter()
         searching.start()
@@ -225,7 +243,11 @@ def test_a_real_chat_streams_on_while_another_waits_for_a_slow_search(slow_web, 
             time.sleep(0.02)
         assert slow_web.requests, "the first chat is searching"
         asked = time.perf_counter()
-        chat(url, "plain", {"messages": [{"role": "user", "content": "What is the capital of France?"}], "retrieval": "off"})
+        chat(
+            url,
+            "plain",
+            {"messages": [{"role": "user", "content": "What is the capital of France?"}], "retrieval": "off"},
+        )
         searching.join(120)
     # Ordering, not speed: the plain answer was complete before the search endpoint answered.
     assert finished["plain"] < asked + slow_web.slow_s < finished["searching"]

@@ -24,13 +24,22 @@ class ServiceMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.answers = Counter(
-            "ragpause_answers", "Chat answers by how they ended: stop, length, error or cancelled.", ["finish"], registry=r
+            "ragpause_answers",
+            "Chat answers by how they ended: stop, length, error or cancelled.",
+            ["finish"],
+            registry=r,
         )
-        self.tokens = Counter("ragpause_generated_tokens", "Answer tokens generated (withdrawn ones included).", registry=r)
+        self.tokens = Counter(
+            "ragpause_generated_tokens", "Answer tokens generated (withdrawn ones included).", registry=r
+        )
         self.pauses = Counter("ragpause_pauses", "Pauses to look something up.", registry=r)
         self.searches = Counter("ragpause_searches", "Searches by outcome.", ["outcome"], registry=r)
-        self.first_token = Histogram("ragpause_first_token_seconds", "Time to an answer's first token.", buckets=_SECONDS, registry=r)
-        self.answer_time = Histogram("ragpause_answer_seconds", "Time to a complete answer.", buckets=_SECONDS, registry=r)
+        self.first_token = Histogram(
+            "ragpause_first_token_seconds", "Time to an answer's first token.", buckets=_SECONDS, registry=r
+        )
+        self.answer_time = Histogram(
+            "ragpause_answer_seconds", "Time to a complete answer.", buckets=_SECONDS, registry=r
+        )
         self.generating = Gauge("ragpause_generating", "Answers holding a generation slot.", registry=r)
         self.queued = Gauge("ragpause_queued", "Answers waiting for a slot.", registry=r)
         self.ingestion_queued = Gauge("ragpause_ingestion_queued", "Ingestion jobs waiting.", registry=r)

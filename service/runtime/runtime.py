@@ -21,13 +21,13 @@ from retrieval.page_fetch import PageFetcher
 from retrieval.routing import RoutedSearcher
 from retrieval.types import Searcher
 from retrieval.web_search import FieldMap, JSONSearchClient, WebSearcher, searxng_client
-from service.citations import has_source_list
 from service.generator.backend import Backend
 from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate, question_signals
 from service.generator.events import Event
 from service.generator.loading import load_backend
-from service.generator.remote import RemoteGenerator, RemoteParams, generate_remote
+from service.generator.remote import RemoteGenerator, generate_remote
+from service.runtime.conversation import last_question
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class NoWebSearch(ValueError):
     """A request asked for web sources, and no web search endpoint is configured."""
 
 
-class Engine:
+class Runtime:
     def __init__(
         self,
         settings: Settings,
@@ -60,7 +60,7 @@ class Engine:
         self.template = ChatTemplate(backend)
         self.index = index
         self.web = web
-        similarity = settings.web_fallback_similarity
+        similarity = settings.retrieval.web_fallback_similarity
         # Where a request's queries go, by its `sources` switch ("auto": local first, the web
         # when nothing local is close or the question is about now).
         self.searchers: dict[str, Searcher | None] = {
@@ -75,14 +75,21 @@ class Engine:
             embed=index.embedder.encode,
             local=index,
             config=TurnConfig(
-                max_searches=settings.max_searches_per_turn, evidence_token_budget=settings.evidence_token_budget
+                max_searches=settings.unit.max_searches_per_turn,
+                evidence_token_budget=settings.unit.evidence_token_budget,
             ),
         )
-        self.learned = LearnedWeights.load() if settings.query_unit == "learned" else None
-        if self.learned is not None and self.learned.uses_hidden_states and not getattr(backend, "hidden_states", False):
+        self.learned = LearnedWeights.load() if settings.unit.query_unit == "learned" else None
+        if (
+            self.learned is not None
+            and self.learned.uses_hidden_states
+            and not getattr(backend, "hidden_states", False)
+        ):
             # Its weights read components of the hidden state: without one its gate would see
-            # only the training mean. (Engine.load builds engines that report it.)
-            log.warning("the learned query unit needs an engine that reports hidden states; the heuristic unit decides instead")
+            # only the training mean. (Runtime.load builds backends that report it.)
+            log.warning(
+                "the learned query unit needs a backend that reports hidden states; the heuristic unit decides instead"
+            )
             self.learned = None
 
     def unit_for(self, retrieval: Retrieval, sources: Sources) -> QueryUnit | None:
@@ -96,13 +103,13 @@ class Engine:
         if retrieval == "always":
             return AlwaysRetrieveUnit(tools)
         if self.learned is not None:
-            return LearnedUnit(tools, self.learned, target_rate=self.settings.learned_target_rate)
-        return HeuristicUnit(tools, HeuristicConfig(prob_threshold=self.settings.pause_prob_threshold))
+            return LearnedUnit(tools, self.learned, target_rate=self.settings.unit.learned_target_rate)
+        return HeuristicUnit(tools, HeuristicConfig(prob_threshold=self.settings.unit.pause_prob_threshold))
 
     @classmethod
-    def load(cls, settings: Settings) -> "Engine":
+    def load(cls, settings: Settings) -> Runtime:
         # The learned unit reads hidden states when its weights were trained on them.
-        hidden = settings.query_unit == "learned" and LearnedWeights.load().uses_hidden_states
+        hidden = settings.unit.query_unit == "learned" and LearnedWeights.load().uses_hidden_states
         backend = load_backend(settings, hidden_states=hidden)
         if backend.name == "llama_cpp":
             from service.generator import llama_build
@@ -113,9 +120,11 @@ class Engine:
         if remote is not None:
             remote.check()  # a server without logprobs would answer every question with nothing
         # Remote answers take slots too: each slot's local model scores its questions.
-        more_slots = [load_backend(settings, hidden_states=hidden) for _ in range(settings.generation_slots - 1)]
-        embedder = Embedder(settings.embedder_path, settings.embedder_engine, settings.data_dir / "embedders")
-        index = DocumentIndex(settings.data_dir, embedder, hnsw_threshold=settings.hnsw_threshold)
+        more_slots = [load_backend(settings, hidden_states=hidden) for _ in range(settings.model.generation_slots - 1)]
+        embedder = Embedder(
+            settings.retrieval.embedder_path, settings.retrieval.embedder_backend, settings.data_dir / "embedders"
+        )
+        index = DocumentIndex(settings.data_dir, embedder, hnsw_threshold=settings.retrieval.hnsw_threshold)
         starter = settings.starter_dir()
         if starter.is_dir():
             # Unchanged files are recognised by their content hash: only the first start indexes them.
@@ -125,7 +134,7 @@ class Engine:
         return cls(settings, backend, index, web_searcher(settings), more_slots, remote)
 
     def prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
-        return self.template.prompt(messages, self.settings.system_prompt)
+        return self.template.prompt(messages, self.settings.model.system_prompt)
 
     def chat(
         self,
@@ -141,81 +150,67 @@ class Engine:
         `backend` (a generation slot; default the first). Not thread-safe: the worker calls it."""
         question = last_question(messages)
         unit = self.unit_for(retrieval, sources)
-        monitor = unit.begin_turn(question, follow_up) if unit is not None else None
+        turn = unit.begin_turn(question, follow_up) if unit is not None else None
         if self.remote is not None:
-            remote_params = RemoteParams(
-                max_tokens=params.max_tokens,
-                temperature=params.sampling.temperature,
-                top_p=params.sampling.top_p,
-                seed=params.sampling.seed,
-                stop=params.stop,
-                frequency_penalty=params.sampling.frequency_penalty,
-                presence_penalty=params.sampling.presence_penalty,
-                logit_bias=params.sampling.logit_bias,
-            )
-            return self._remote_chat(messages, monitor, remote_params, prompt, backend or self.backend)
+            return self._remote_chat(messages, turn, params, prompt, backend or self.backend)
         prompt = prompt if prompt is not None else self.prompt(messages)
         span = self.template.question_span(prompt, messages)
-        return generate(backend or self.backend, self.template, prompt, monitor, params, question_span=span)
-
+        return generate(backend or self.backend, self.template, prompt, turn, params, question_span=span)
 
     def _remote_chat(
-        self, messages: Sequence[ChatMessage], monitor, params: RemoteParams, prompt: list[int] | None, scorer: Backend  # type: ignore[no-untyped-def]
+        self,
+        messages: Sequence[ChatMessage],
+        turn,
+        params: GenerationParams,
+        prompt: list[int] | None,
+        scorer: Backend,  # type: ignore[no-untyped-def]
     ) -> Iterator[Event]:
         question = None
-        if monitor is not None:
+        if turn is not None:
             # The local model reads the question: how unfamiliar its words are to a language model.
             prompt = prompt if prompt is not None else self.prompt(messages)
             span = self.template.question_span(prompt, messages)
             scores = scorer.load_prompt(list(prompt), score_from=span[0]).scores
             question = question_signals(scorer, prompt, span, scores)
-        yield from generate_remote(self.remote, messages, self.settings.system_prompt, monitor, params, question)  # type: ignore[arg-type]
-
-
-def last_question(messages: Sequence[ChatMessage]) -> str:
-    """The question a turn answers: the last user message."""
-    return next((m.content for m in reversed(messages) if m.role == "user"), "")
-
-
-FOLLOW_UP_QUESTIONS = 2  # earlier questions a follow-up may refer back to
-FOLLOW_UP_WORDS = 40
-
-
-def follow_up(messages: Sequence[ChatMessage]) -> FollowUp | None:
-    """The conversation before the last question, as the query unit reads it (messages as the
-    client sent them, source lists included): the two questions before it, and whether an
-    answer since then was drawn from sources. None for a first question."""
-    asked = [i for i, m in enumerate(messages) if m.role == "user"]
-    if len(asked) < 2:
-        return None
-    earlier = asked[-1 - FOLLOW_UP_QUESTIONS : -1]
-    words = " ".join(messages[i].content for i in reversed(earlier)).split()
-    sourced = any(m.role == "assistant" and has_source_list(m.content) for m in messages[earlier[0] : asked[-1]])
-    return FollowUp(" ".join(words[:FOLLOW_UP_WORDS]), sourced)
+        yield from generate_remote(self.remote, messages, self.settings.model.system_prompt, turn, params, question)  # type: ignore[arg-type]
 
 
 def remote_generator(settings: Settings) -> RemoteGenerator | None:
-    if settings.backend != "remote":
+    if settings.model.backend != "remote":
         return None
-    if not settings.remote_url:
+    if not settings.model.remote_url:
         raise ValueError("RAGPAUSE_BACKEND=remote needs RAGPAUSE_REMOTE_URL")
-    key = settings.remote_api_key.get_secret_value() if settings.remote_api_key else None
-    return RemoteGenerator(settings.remote_url, settings.remote_model, key, settings.remote_timeout_s, extra_body=settings.remote_extra_body)
+    key = settings.model.remote_api_key.get_secret_value() if settings.model.remote_api_key else None
+    return RemoteGenerator(
+        settings.model.remote_url,
+        settings.model.remote_model,
+        key,
+        settings.model.remote_timeout_s,
+        extra_body=settings.model.remote_extra_body,
+    )
 
 
 def web_searcher(settings: Settings) -> Searcher | None:
     """The configured web search endpoint, or None."""
-    if not settings.web_search_url:
+    if not settings.retrieval.web_search_url:
         return None
-    options = dict(timeout=httpx.Timeout(settings.web_timeout_s, connect=min(2.0, settings.web_timeout_s)), retries=settings.web_retries)
-    if settings.web_search_kind == "searxng":
-        client = searxng_client(settings.web_search_url, **options)
-    else:
-        fields = FieldMap(settings.web_results_path, settings.web_title_field, settings.web_url_field, settings.web_text_field)
-        client = JSONSearchClient(url=settings.web_search_url, fields=fields, **options)
-    fetcher = PageFetcher(
-        max_bytes=settings.web_fetch_max_bytes,
-        timeout_s=settings.web_fetch_timeout_s,
-        allowed_networks=tuple(settings.web_fetch_allowed_networks),
+    options = dict(
+        timeout=httpx.Timeout(settings.retrieval.web_timeout_s, connect=min(2.0, settings.retrieval.web_timeout_s)),
+        retries=settings.retrieval.web_retries,
     )
-    return WebSearcher(client, fetcher, settings.web_fetch_pages)
+    if settings.retrieval.web_search_kind == "searxng":
+        client = searxng_client(settings.retrieval.web_search_url, **options)
+    else:
+        fields = FieldMap(
+            settings.retrieval.web_results_path,
+            settings.retrieval.web_title_field,
+            settings.retrieval.web_url_field,
+            settings.retrieval.web_text_field,
+        )
+        client = JSONSearchClient(url=settings.retrieval.web_search_url, fields=fields, **options)
+    fetcher = PageFetcher(
+        max_bytes=settings.retrieval.web_fetch_max_bytes,
+        timeout_s=settings.retrieval.web_fetch_timeout_s,
+        allowed_networks=tuple(settings.retrieval.web_fetch_allowed_networks),
+    )
+    return WebSearcher(client, fetcher, settings.retrieval.web_fetch_pages)

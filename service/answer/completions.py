@@ -18,9 +18,25 @@ from typing import Any
 from query_unit.types import TokenStep
 from retrieval.chunking import sentence_spans
 from retrieval.types import Passage
-from service.citations import Citer, mark, source_list
+from service.answer.citations import Citer, mark, source_list
+from service.api.responses import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChoiceLogprobs,
+    ChunkChoice,
+    Delta,
+    EvidenceNotice,
+    PauseNotice,
+    PauseRecord,
+    ResumeNotice,
+    Source,
+    TokenLogprob,
+    TopLogprob,
+    Usage,
+)
 from service.generator.backend import Backend
-from service.generator.decode_loop import join_text
 from service.generator.events import (
     DoneEvent,
     Event,
@@ -30,32 +46,35 @@ from service.generator.events import (
     ResumeEvent,
     TokenEvent,
 )
+from service.generator.pause_machine import join_text
 
 
-def source_json(passage: Passage, number: int) -> dict[str, Any]:
-    return {"id": number, "title": passage.title, "source": passage.source, "score": round(passage.score, 4), "text": passage.text}
-
-
-def logprob_json(backend: Backend, step: TokenStep, top: int) -> dict[str, Any]:
-    def entry(token_id: int, prob: float) -> dict[str, Any]:
+def logprob_entry(backend: Backend, step: TokenStep, top: int) -> TokenLogprob:
+    def entry(token_id: int, prob: float) -> TopLogprob:
         piece = backend.token_bytes(token_id)
-        return {"token": piece.decode("utf-8", errors="replace"), "logprob": math.log(max(prob, 1e-45)), "bytes": list(piece)}
+        return TopLogprob(token=piece.decode("utf-8", errors="replace"), logprob=_log(prob), bytes=list(piece))
 
     if step.token_id < 0:  # from a remote server: the text is all there is
-        chosen = {"token": step.text, "logprob": math.log(max(step.prob, 1e-45)), "bytes": list(step.text.encode("utf-8"))}
-        return {**chosen, "top_logprobs": []}
-    return {**entry(step.token_id, step.prob), "top_logprobs": [entry(t, p) for t, p in step.top[:top]]}
+        return TokenLogprob(
+            token=step.text, logprob=_log(step.prob), bytes=list(step.text.encode("utf-8")), top_logprobs=[]
+        )
+    chosen = entry(step.token_id, step.prob)
+    return TokenLogprob(**chosen.model_dump(), top_logprobs=[entry(t, p) for t, p in step.top[:top]])
 
 
-def usage_json(done: DoneEvent) -> dict[str, Any]:
-    return {
-        "prompt_tokens": done.prompt_tokens,
-        "completion_tokens": done.completion_tokens,
-        "total_tokens": done.prompt_tokens + done.completion_tokens,
-        "evaluated_tokens": done.evaluated_tokens,
-        "cached_tokens": done.reused_tokens,
-        "searches": done.searches,
-    }
+def _log(prob: float) -> float:
+    return math.log(max(prob, 1e-45))
+
+
+def usage_of(done: DoneEvent) -> Usage:
+    return Usage(
+        prompt_tokens=done.prompt_tokens,
+        completion_tokens=done.completion_tokens,
+        total_tokens=done.prompt_tokens + done.completion_tokens,
+        evaluated_tokens=done.evaluated_tokens,
+        cached_tokens=done.reused_tokens,
+        searches=done.searches,
+    )
 
 
 class CompletionBuilder:
@@ -68,8 +87,8 @@ class CompletionBuilder:
         self.created = int(time.time())
         self.logprobs = logprobs
         self.top_logprobs = top_logprobs
-        self.pauses: list[dict[str, Any]] = []
-        self.token_logprobs: list[dict[str, Any]] = []
+        self.pauses: list[PauseRecord] = []
+        self.token_logprobs: list[TokenLogprob] = []
         self.done: DoneEvent | None = None
         self.citer = Citer(question)
         self.passages: list[Passage] = []  # every source shown, numbered from 1 in this order
@@ -106,52 +125,48 @@ class CompletionBuilder:
         self.pending, self.released, self.segment_started = [], 0, False
         return text
 
-    def _delta(self, text: str) -> dict[str, Any]:
-        delta: dict[str, Any] = {} if self.sent_role else {"role": "assistant"}
-        self.sent_role = True
-        if text or "role" in delta:
-            delta["content"] = text
-        return delta
+    def _delta(self, text: str) -> Delta:
+        """The first delta names the role (with its content, even empty); later ones carry text."""
+        if not self.sent_role:
+            self.sent_role = True
+            return Delta(role="assistant", content=text)
+        return Delta(content=text or None)
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-            **extra,
-        }
+    def _chunk(self, delta: Delta, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
+        choice = ChunkChoice(delta=delta, finish_reason=finish)
+        return ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=[choice], **extra)
 
-    def on_event(self, event: Event) -> dict[str, Any] | None:
+    def on_event(self, event: Event) -> ChatCompletionChunk | None:
         """Record the event; return the stream chunk it becomes (None: nothing to send yet)."""
         if isinstance(event, TokenEvent):
             self.pending.append(event.text)
             chunk = self._chunk(self._delta(self._release(event.committed)), draft=event.text)
             if self.logprobs:
-                entry = logprob_json(self.backend, event.step, self.top_logprobs)
+                entry = logprob_entry(self.backend, event.step, self.top_logprobs)
                 self.token_logprobs.append(entry)
-                chunk["choices"][0]["logprobs"] = {"content": [entry]}
+                chunk.choices[0].logprobs = ChoiceLogprobs(content=[entry])
             return chunk
         if isinstance(event, NoticeEvent):
             text = self._release(len(self.pending)) + event.text
             self.content += event.text
             return self._chunk(self._delta(text), draft=event.text)
         if isinstance(event, PauseEvent):
-            pause = {"reason": event.reason, "query": event.query, "retracted": event.retracted}
-            self.pauses.append(pause)
+            pause = PauseNotice(reason=event.reason, query=event.query, retracted=event.retracted)
+            self.pauses.append(PauseRecord(**pause.model_dump()))
             return self._chunk(self._delta(""), pause=pause)
         if isinstance(event, EvidenceEvent):
             for passage in event.passages:
                 if passage not in self.passages:
                     self.passages.append(passage)
                     self.citer.add_source(passage.text)
-            sources = [source_json(p, self.passages.index(p) + 1) for p in event.passages]
-            self.pauses[-1].update(sources=sources, error=event.error)
-            return self._chunk(self._delta(""), evidence={"query": event.query, "sources": sources, "error": event.error})
+            sources = [Source.of(p, self.passages.index(p) + 1) for p in event.passages]
+            self.pauses[-1].sources, self.pauses[-1].error = sources, event.error
+            evidence = EvidenceNotice(query=event.query, sources=sources, error=event.error)
+            return self._chunk(self._delta(""), evidence=evidence)
         if isinstance(event, ResumeEvent):
             text = self._new_segment(event.kept_tokens)
-            return self._chunk(self._delta(text), resume={"kept_tokens": event.kept_tokens, "evidence_tokens": event.evidence_tokens})
+            resume = ResumeNotice(kept_tokens=event.kept_tokens, evidence_tokens=event.evidence_tokens)
+            return self._chunk(self._delta(text), resume=resume)
         if isinstance(event, DoneEvent):
             self.done = event
             self.tail = self._release(len(self.pending))
@@ -161,44 +176,38 @@ class CompletionBuilder:
             return None
         raise TypeError(f"unknown event {event!r}")
 
-    def sources(self) -> list[dict[str, Any]]:
-        return [source_json(p, n) for n, p in enumerate(self.passages, start=1)]
+    def sources(self) -> list[Source]:
+        return [Source.of(p, n) for n, p in enumerate(self.passages, start=1)]
 
-    def final_chunks(self, include_usage: bool) -> list[dict[str, Any]]:
+    def final_chunks(self, include_usage: bool) -> list[ChatCompletionChunk]:
         assert self.done is not None
         chunks = []
         if self.tail:
             chunks.append(self._chunk(self._delta(self.tail)))
-        chunks.append(self._chunk({}, self.done.finish_reason, sources=self.sources(), answer=self.content))
+        chunks.append(self._chunk(Delta(), self.done.finish_reason, sources=self.sources(), answer=self.content))
         if include_usage:
-            usage_chunk = self._chunk({})
-            usage_chunk["choices"] = []
-            usage_chunk["usage"] = usage_json(self.done)
-            chunks.append(usage_chunk)
+            usage = usage_of(self.done)
+            chunks.append(
+                ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=[], usage=usage)
+            )
         return chunks
 
-    def completion(self) -> dict[str, Any]:
+    def completion(self) -> ChatCompletion:
         assert self.done is not None
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": self.content},
-                    "finish_reason": self.done.finish_reason,
-                    "logprobs": {"content": self.token_logprobs} if self.logprobs else None,
-                }
-            ],
-            "usage": usage_json(self.done),
-            "sources": self.sources(),
-            "pauses": self.pauses,
-        }
+        logprobs = ChoiceLogprobs(content=self.token_logprobs) if self.logprobs else None
+        message = AssistantMessage(content=self.content)
+        return ChatCompletion(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=[Choice(message=message, finish_reason=self.done.finish_reason, logprobs=logprobs)],
+            usage=usage_of(self.done),
+            sources=self.sources(),
+            pauses=self.pauses,
+        )
 
 
-async def collect(builder: CompletionBuilder, events: AsyncIterator[Event]) -> dict[str, Any]:
+async def collect(builder: CompletionBuilder, events: AsyncIterator[Event]) -> ChatCompletion:
     async for event in events:
         builder.on_event(event)
     return builder.completion()

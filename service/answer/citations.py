@@ -40,7 +40,7 @@ def mark(sentence: str, numbers: Sequence[int]) -> str:
     trailing = sentence[len(body) :]
     found = _TERMINAL.search(body)
     if found:
-        return f"{body[: found.start()]} {marker}{body[found.start():]}{trailing}"
+        return f"{body[: found.start()]} {marker}{body[found.start() :]}{trailing}"
     return f"{body} {marker}{trailing}"
 
 
@@ -61,5 +61,8 @@ def strip_citations(text: str) -> str:
 
 def source_list(titles: Sequence[tuple[str, str]]) -> str:
     """The closing list: one line per source, `[n] title (where it came from)`."""
-    lines = [f"[{n}] {title or source} ({source})" if title and title != source else f"[{n}] {source}" for n, (title, source) in enumerate(titles, start=1)]
+    lines = [
+        f"[{n}] {title or source} ({source})" if title and title != source else f"[{n}] {source}"
+        for n, (title, source) in enumerate(titles, start=1)
+    ]
     return "\n\nSources:\n" + "\n".join(lines) if lines else ""

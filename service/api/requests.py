@@ -1,10 +1,13 @@
-"""OpenAI-compatible request bodies, plus our per-request switches."""
+"""Request bodies: OpenAI's chat completion (plus our per-request switches) and documents."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.generator.decode_loop import GenerationParams
+from service.generator.sampling import SamplingParams
 
 
 class TextPart(BaseModel):
@@ -113,3 +116,27 @@ class ChatCompletionRequest(BaseModel):
 
     def token_limit(self, default: int) -> int:
         return self.max_completion_tokens or self.max_tokens or default
+
+    def to_generation_params(self, max_tokens: int) -> GenerationParams:
+        """How to decode this answer, `max_tokens` already clamped to the context."""
+        sampling = SamplingParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            top_k_signals=max(5, self.top_logprobs or 0),
+            frequency_penalty=self.frequency_penalty,
+            presence_penalty=self.presence_penalty,
+            logit_bias=self.bias_pairs(),
+        )
+        return GenerationParams(max_tokens=max_tokens, sampling=sampling, stop=self.stop_list())
+
+
+class DocumentText(BaseModel):
+    text: str = Field(min_length=1, description="The document's text (plain or Markdown).")
+    title: str = ""
+    source: str = Field(default="", description="Where it came from: a URL or a path, shown in citations.")
+    id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
+
+
+class DocumentBatch(BaseModel):
+    documents: list[DocumentText] = Field(min_length=1)

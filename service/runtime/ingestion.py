@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from retrieval.document_index import DocumentIndex, DocumentInput, read_document
-from service.text_checks import text_problem
+from service.runtime.text_checks import text_problem
 
 JobStatus = Literal["queued", "running", "done", "failed", "interrupted"]
 log = logging.getLogger(__name__)
@@ -136,8 +136,17 @@ class JobFiles:
                 saved = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            job = IngestionJob(saved["id"], [], saved["status"], saved["created_at"], saved["finished_at"],
-                               saved["progress"]["done"], saved["results"], saved["error"], total=saved["progress"]["total"])
+            job = IngestionJob(
+                saved["id"],
+                [],
+                saved["status"],
+                saved["created_at"],
+                saved["finished_at"],
+                saved["progress"]["done"],
+                saved["results"],
+                saved["error"],
+                total=saved["progress"]["total"],
+            )
             job.finished.set()
             if job.status in ("queued", "running"):
                 job.status, job.finished_at = "interrupted", job.finished_at or time.time()
@@ -151,7 +160,9 @@ class IngestionQueue:
     """Runs jobs in order on one thread; remembers the last `keep` jobs for polling, on disk
     too where a folder is given."""
 
-    def __init__(self, index: DocumentIndex, batch_size: int = 64, keep: int = 1000, jobs_dir: Path | None = None) -> None:
+    def __init__(
+        self, index: DocumentIndex, batch_size: int = 64, keep: int = 1000, jobs_dir: Path | None = None
+    ) -> None:
         self.index = index
         self.batch_size = batch_size
         self.keep = keep
@@ -218,8 +229,6 @@ class IngestionQueue:
     def running(self) -> bool:
         """A job is being indexed now (its embedding threads are busy)."""
         return self._running
-
-
 
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:

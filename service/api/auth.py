@@ -11,18 +11,23 @@ import hmac
 from urllib.parse import unquote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from service.errors import error_body
+from service.api.errors import error_body, error_response
 
 OPEN_PATHS = frozenset({"/health"})
 COOKIE = "ragpause_key"
 
-KEY_FORM = """<!doctype html><meta charset="utf-8"><title>ragpause: API key</title>
-<form style="font-family:sans-serif;margin:3em auto;max-width:24em" onsubmit="document.cookie='ragpause_key='+encodeURIComponent(this.k.value)+';path=/;SameSite=Strict';location.reload();return false">
-<p>This service needs its API key.</p><input name="k" type="password" autofocus style="width:100%"><button>Open</button></form>"""
+KEY_FORM = (
+    '<!doctype html><meta charset="utf-8"><title>ragpause: API key</title>\n'
+    '<form style="font-family:sans-serif;margin:3em auto;max-width:24em" onsubmit="document.cookie='
+    "'ragpause_key='+encodeURIComponent(this.k.value)+';path=/;SameSite=Strict';location.reload();return false"
+    '">\n'
+    '<p>This service needs its API key.</p><input name="k" type="password" autofocus style="width:100%">'
+    "<button>Open</button></form>"
+)
 
 
 def presented_key(request: Request) -> str | None:
@@ -48,9 +53,8 @@ class APIKeyMiddleware(BaseHTTPMiddleware):
             return await call_next(request)
         if request.method == "GET" and request.url.path == "/" and "text/html" in request.headers.get("accept", ""):
             return HTMLResponse(KEY_FORM, status_code=401)
-        message = "invalid API key" if given is not None else "this service needs an API key: Authorization: Bearer <key>"
-        return JSONResponse(
-            error_body(message, "authentication_error", None, "invalid_api_key"),
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
+        message = (
+            "invalid API key" if given is not None else "this service needs an API key: Authorization: Bearer <key>"
         )
+        body = error_body(message, "authentication_error", None, "invalid_api_key")
+        return error_response(body, 401, headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,104 @@
+"""Document routes: upload (JSON text or multipart files), list, read and delete documents, and
+follow the background jobs that index uploads."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from service.api.deps import IngestionDep, RuntimeDep, SettingsDep
+from service.api.errors import APIError, error_body
+from service.api.responses import (
+    ERRORS,
+    DeletedDocument,
+    Document,
+    DocumentList,
+    DocumentWithText,
+    ErrorResponse,
+    Job,
+    JobFailure,
+)
+from service.api.uploads import UPLOAD_SCHEMA, file_uploads, json_uploads, read_limited
+
+router = APIRouter(tags=["documents"])
+
+UPLOAD_RESPONSES = {
+    201: {"model": Job, "description": "indexed: the finished job"},
+    202: {"model": Job, "description": "queued: poll the job at `Location`"},
+    413: {"model": ErrorResponse, "description": "too large, or too many documents"},
+    415: {"model": ErrorResponse, "description": "neither JSON nor multipart, or a file type that cannot be read"},
+    422: {"model": JobFailure, "description": "no document in the upload could be read"},
+    **ERRORS,
+    503: {"model": JobFailure, "description": "the service stopped during the job (or is still loading)"},
+}
+
+
+@router.post("/v1/documents", openapi_extra=UPLOAD_SCHEMA, status_code=201, responses=UPLOAD_RESPONSES)
+async def upload(request: Request, jobs: IngestionDep, settings: SettingsDep) -> JSONResponse:
+    limits = settings.server
+    body = await read_limited(request, limits.max_upload_bytes)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        uploads = await file_uploads(request, body, limits.max_upload_files)
+    elif kind in ("application/json", ""):
+        uploads = json_uploads(body)
+    else:
+        raise APIError(415, f"send JSON or multipart/form-data, not {kind}", code="unsupported_media_type")
+    if len(uploads) > limits.max_upload_files:
+        message = f"{len(uploads)} documents in one upload; the limit is {limits.max_upload_files}"
+        raise APIError(413, message, code="too_many_documents")
+    job = jobs.submit(uploads)
+    if len(body) > limits.upload_wait_bytes or not await jobs.wait(job, limits.upload_wait_seconds):
+        location = {"Location": f"/v1/documents/jobs/{job.id}"}
+        return JSONResponse(Job.of(job).model_dump(mode="json"), status_code=202, headers=location)
+    if job.status == "interrupted":  # the service is stopping
+        failure = JobFailure(
+            error=error_body(str(job.error), "server_error", None, "interrupted").error, job=Job.of(job)
+        )
+        return JSONResponse(failure.model_dump(mode="json"), status_code=503)
+    if job.status == "failed":
+        reasons = "; ".join(f"{r['name']}: {r.get('error', '')}" for r in job.results if r["status"] == "failed")
+        message = f"{job.error}: {reasons}" if reasons else str(job.error)
+        param = "files" if kind == "multipart/form-data" else "documents"
+        error = error_body(message, "invalid_request_error", param, "unreadable_document").error
+        return JSONResponse(JobFailure(error=error, job=Job.of(job)).model_dump(mode="json"), status_code=422)
+    return JSONResponse(Job.of(job).model_dump(mode="json"), status_code=201)
+
+
+@router.get("/v1/documents/jobs/{job_id}", response_model=Job, responses=ERRORS)
+async def job_status(job_id: str, jobs: IngestionDep) -> Job:
+    job = jobs.get(job_id)
+    if job is None:
+        raise APIError(404, f"no ingestion job {job_id!r}", "not_found_error", param="job_id")
+    return Job.of(job)
+
+
+@router.get("/v1/documents", response_model=DocumentList, responses=ERRORS)
+async def list_documents(
+    runtime: RuntimeDep, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10**9)
+) -> DocumentList:
+    index = runtime.index
+    records = await asyncio.to_thread(index.list, limit, offset)
+    total = (await asyncio.to_thread(index.stats))["documents"]
+    return DocumentList(data=[Document.of(r) for r in records], total=total)
+
+
+@router.get("/v1/documents/{doc_id}", response_model=DocumentWithText, responses=ERRORS)
+async def get_document(doc_id: str, runtime: RuntimeDep) -> DocumentWithText:
+    index = runtime.index
+    record = await asyncio.to_thread(index.get, doc_id)
+    if record is None:
+        raise APIError(404, f"no document {doc_id!r}", "not_found_error", param="doc_id")
+    text = await asyncio.to_thread(index.text, doc_id)
+    return DocumentWithText(**Document.of(record).model_dump(), text=text)
+
+
+@router.delete("/v1/documents/{doc_id}", response_model=DeletedDocument, responses=ERRORS)
+async def delete_document(doc_id: str, runtime: RuntimeDep) -> DeletedDocument:
+    index = runtime.index
+    if not await asyncio.to_thread(index.delete, doc_id):
+        raise APIError(404, f"no document {doc_id!r}", "not_found_error", param="doc_id")
+    await asyncio.to_thread(index.save)
+    return DeletedDocument(id=doc_id)
