@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +23,7 @@ from retrieval.faiss_index import VectorIndex
 from retrieval.fusion import DENSE_WEIGHT, score_fusion
 from retrieval.lexical import LexicalIndex
 from retrieval.parsing import SUPPORTED, parse_document
-from retrieval.store import DocumentRecord, DocumentWrite, NewChunk, Store
+from retrieval.store import DEFAULT_COLLECTION, DocumentRecord, DocumentWrite, NewChunk, Store
 from retrieval.types import Passage
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,48 @@ class DocumentInput:
     source: str = ""
     doc_id: str | None = None
     media_type: str = "text/plain"
+    collection: str = DEFAULT_COLLECTION
 
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
+
+
+COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def check_collection(name: str) -> str:
+    """A collection's name as given, or ValueError: lowercase letters, digits, '-' and '_'."""
+    if not COLLECTION_NAME.match(name):
+        raise ValueError(f"{name!r} is not a collection name: 1 to 64 of a-z, 0-9, '-' and '_', starting alphanumeric")
+    return name
+
+
+def stored_id(collection: str, doc_id: str) -> str:
+    """The store's key for a document: its id, scoped by its collection. Collections keep their
+    ids apart (two teams may both upload "handbook"); the default collection's documents keep
+    their plain ids, as stores from before collections have them."""
+    return doc_id if collection == DEFAULT_COLLECTION else f"{collection}/{doc_id}"
+
+
+def public_id(record_id: str, collection: str) -> str:
+    """A document's id as its collection's users know it (the store's key without its scope)."""
+    return record_id if collection == DEFAULT_COLLECTION else record_id.split("/", 1)[1]
+
+
+def _public(record: DocumentRecord) -> DocumentRecord:
+    return replace(record, id=public_id(record.id, record.collection))
+
+
+class CollectionSearcher:
+    """The index seen through some of its collections: what one API key may search."""
+
+    def __init__(self, index: DocumentIndex, collections: list[str]) -> None:
+        self.index = index
+        self.collections = collections
+
+    def search(self, query: str, k: int = 4) -> list[Passage]:
+        return self.index.search(query, k, collections=self.collections)
 
 
 class DocumentIndex:
@@ -71,6 +110,7 @@ class DocumentIndex:
         self._lock = threading.RLock()  # FAISS is not safe for a search during an add
         self._lexical = LexicalIndex()
         self._lexical_lock = threading.Lock()
+        self._allowed: dict[tuple[str, ...], tuple[int, np.ndarray]] = {}  # collections -> (generation, chunk ids)
         self._check_embedder()
         self.vectors = self._load_or_rebuild_vectors()
 
@@ -139,22 +179,23 @@ class DocumentIndex:
             if not text:
                 raise ValueError("the document has no text")
             digest = content_hash(text)
+            collection = check_collection(document.collection)
             doc_id = document.doc_id or hashlib.sha256((document.source or digest).encode()).hexdigest()[:16]
-            existing = self.store.get_document(doc_id)
+            existing = self.store.get_document(stored_id(collection, doc_id))
             if existing is not None and existing.content_hash == digest:
                 results.append(IngestResult(doc_id, "unchanged", existing.title, existing.n_chunks))
                 continue
             # Content already indexed under another id is a duplicate, unless the caller named
-            # an id: a later GET or DELETE of that id must find it.
+            # an id: a later GET or DELETE of that id must find it. Collections never share.
             if existing is None and document.doc_id is None:
-                same = self.store.find_by_hash(digest)
+                same = self.store.find_by_hash(digest, collection)
                 if same is not None:
-                    results.append(IngestResult(same.id, "duplicate", same.title, same.n_chunks))
+                    results.append(IngestResult(public_id(same.id, collection), "duplicate", same.title, same.n_chunks))
                     continue
-                if digest in claimed:
-                    results.append(IngestResult(claimed[digest], "duplicate", document.title, 0))
+                if (collection, digest) in claimed:
+                    results.append(IngestResult(claimed[collection, digest], "duplicate", document.title, 0))
                     continue
-            claimed[digest] = doc_id
+            claimed[collection, digest] = doc_id
             chunks = chunk_text(text, target_words=self.chunk_words, max_words=int(self.chunk_words * 4 / 3))
             pending.append((len(results), document, doc_id, digest, existing is not None, chunks))
             results.append(None)
@@ -170,13 +211,14 @@ class DocumentIndex:
             title = document.title or document.text.strip().splitlines()[0][:80]
             writes.append(
                 DocumentWrite(
-                    doc_id,
+                    stored_id(document.collection, doc_id),
                     digest,
                     title,
                     document.source,
                     document.media_type,
                     len(document.text.strip()),
                     [NewChunk(n, c.text, c.start, c.end, v) for n, (c, v) in enumerate(zip(chunks, mine))],
+                    document.collection,
                 )
             )
         changes = self.store.put_documents(writes)
@@ -228,11 +270,13 @@ class DocumentIndex:
         self.save()
         return results
 
-    def delete(self, doc_id: str) -> bool:
+    def delete(self, doc_id: str, collection: str = DEFAULT_COLLECTION) -> bool:
         """Remove a document and its chunks from both stores; False if there was none."""
-        if self.store.get_document(doc_id) is None:
+        key = stored_id(collection, doc_id)
+        record = self.store.get_document(key)
+        if record is None or record.collection != collection:
             return False
-        removed = self.store.delete_document(doc_id)
+        removed = self.store.delete_document(key)
         with self._lock:
             self.vectors.remove(removed)
         return True
@@ -247,15 +291,28 @@ class DocumentIndex:
         self.store.close()
 
     # --- reads ---------------------------------------------------------------------------
-    def get(self, doc_id: str) -> DocumentRecord | None:
-        return self.store.get_document(doc_id)
+    def get(self, doc_id: str, collection: str = DEFAULT_COLLECTION) -> DocumentRecord | None:
+        record = self.store.get_document(stored_id(collection, doc_id))
+        return _public(record) if record is not None and record.collection == collection else None
 
-    def text(self, doc_id: str) -> str:
+    def text(self, doc_id: str, collection: str = DEFAULT_COLLECTION) -> str:
         """The document's text as indexed (its chunks joined without their overlap)."""
-        return self.store.document_text(doc_id)
+        return self.store.document_text(stored_id(collection, doc_id)) if self.get(doc_id, collection) else ""
 
-    def list(self, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
-        return self.store.list_documents(limit, offset)
+    def list(self, limit: int = 100, offset: int = 0, collections: list[str] | None = None) -> list[DocumentRecord]:
+        """Documents oldest first, of these collections (None: all)."""
+        return [_public(r) for r in self.store.list_documents(limit, offset, collections)]
+
+    def count(self, collections: list[str] | None = None) -> int:
+        return self.store.count_documents(collections)
+
+    def collections(self) -> list[tuple[str, int, int]]:
+        """(name, documents, chunks) of every collection that holds a document."""
+        return self.store.collections()
+
+    def scoped(self, collections: list[str] | None) -> DocumentIndex | CollectionSearcher:
+        """A searcher over these collections only (None: the whole index)."""
+        return self if collections is None else CollectionSearcher(self, collections)
 
     def stats(self) -> dict[str, int | str]:
         documents, chunks = self.store.counts()
@@ -267,9 +324,17 @@ class DocumentIndex:
             "generation": self.store.generation(),
         }
 
-    def search(self, query: str, k: int = 5, mode: SearchMode = "hybrid") -> list[Passage]:
+    def search(
+        self, query: str, k: int = 5, mode: SearchMode = "hybrid", collections: list[str] | None = None
+    ) -> list[Passage]:
+        """The k best passages for the query; from these collections only when given (both
+        the dense and the lexical search are restricted, so no other collection's chunk takes
+        a place in the ranking)."""
         query = query.strip()
         if not query:
+            return []
+        allowed = self._chunks_in(collections)
+        if allowed is not None and len(allowed) == 0:
             return []
         depth = max(50, 4 * k)
         query_vector = self.embedder.encode([query])
@@ -277,16 +342,29 @@ class DocumentIndex:
         lexical: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
             with self._lock:
-                scores, ids = self.vectors.search(query_vector, depth)
+                scores, ids = self.vectors.search(query_vector, depth, allowed=allowed)
             dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         if mode in ("hybrid", "lexical"):
             self._refresh_lexical()
-            lexical = self._lexical.search(query, depth)
+            lexical = self._lexical.search(query, depth, allowed=allowed)
         if mode == "hybrid":
             ranked = score_fusion([dense, lexical], weights=[self.dense_weight, 1.0 - self.dense_weight])[:k]
         else:
             ranked = (dense or lexical)[:k]
         return self._passages(ranked, query_vector[0])
+
+    def _chunks_in(self, collections: list[str] | None) -> np.ndarray | None:
+        """Chunk ids of these collections (None: no restriction), cached until the store changes."""
+        if collections is None:
+            return None
+        key = tuple(sorted(set(collections)))
+        generation = self.store.generation()
+        cached = self._allowed.get(key)
+        if cached is None or cached[0] != generation:
+            if len(self._allowed) > 64:
+                self._allowed.clear()
+            cached = self._allowed[key] = (generation, self.store.chunk_ids_in(list(key)))
+        return cached[1]
 
     def _refresh_lexical(self) -> None:
         if self._lexical.generation == self.store.generation():
@@ -308,11 +386,12 @@ class DocumentIndex:
                 source=r.source,
                 title=r.title,
                 score=score,
-                doc_id=r.doc_id,
+                doc_id=public_id(r.doc_id, r.collection),
                 chunk_id=r.id,
                 similarity=similarity[i],
                 start=r.start,
                 end=r.end,
+                collection=r.collection,
             )
             for i, score in ranked
             if (r := records.get(i)) is not None

@@ -64,13 +64,23 @@ class VectorIndex:
             fresh.add_with_ids(np.ascontiguousarray(vectors[live]), ids[live])
         self._index, self.kind, self._tombstones = fresh, kind, set()
 
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and ids, best first; -1 pads missing results."""
+    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids, best first; -1 pads missing results. `allowed`: search only these ids
+        (FAISS skips the others during the search, so the k found are the best allowed ones)."""
         if self._index.ntotal == 0:
             n = len(vectors)
             return np.zeros((n, k), np.float32), -np.ones((n, k), np.int64)
         extra = min(len(self._tombstones), 4 * k)
-        scores, ids = self._index.search(np.ascontiguousarray(vectors, dtype=np.float32), k + extra)
+        query = np.ascontiguousarray(vectors, dtype=np.float32)
+        if allowed is None:
+            scores, ids = self._index.search(query, k + extra)
+        else:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            if self.kind == "flat":
+                params = faiss.SearchParameters(sel=selector)
+            else:
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k + extra))
+            scores, ids = self._index.search(query, k + extra, params=params)
         if self._tombstones:
             for row in range(len(ids)):
                 keep = [j for j, i in enumerate(ids[row]) if i not in self._tombstones][:k]

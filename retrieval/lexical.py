@@ -28,8 +28,9 @@ class LexicalIndex:
         with self._lock:
             self._model, self._ids, self.generation = model, np.asarray(ids, np.int64), generation
 
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score), best first; only chunks that share a term with the query."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score), best first; only chunks that share a term with the query, and
+        only `allowed` chunk ids when given."""
         import bm25s
 
         with self._lock:
@@ -39,5 +40,7 @@ class LexicalIndex:
         tokens = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer, show_progress=False)
         if not tokens.vocab:
             return []
-        docs, scores = model.retrieve(tokens, k=min(k, len(ids)), show_progress=False, n_threads=1)
+        # Chunks outside `allowed` weigh 0: their scores are 0, and a score of 0 is never returned.
+        mask = None if allowed is None else np.isin(ids, allowed).astype(np.float32)
+        docs, scores = model.retrieve(tokens, k=min(k, len(ids)), show_progress=False, n_threads=1, weight_mask=mask)
         return [(int(ids[d]), float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]

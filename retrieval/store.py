@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS documents (
     n_chars INTEGER NOT NULL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}'
+    metadata TEXT NOT NULL DEFAULT '{}',
+    collection TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS documents_hash ON documents(content_hash);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -42,6 +43,16 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Added after the first release: a store from before it gets the column, every document in "default".
+_COLLECTIONS = """
+ALTER TABLE documents ADD COLUMN collection TEXT NOT NULL DEFAULT 'default';
+"""
+_COLLECTION_INDEX = "CREATE INDEX IF NOT EXISTS documents_collection ON documents(collection, content_hash);"
+DEFAULT_COLLECTION = "default"
+_DOCUMENT_COLUMNS = (
+    "d.id, d.content_hash, d.title, d.source, d.media_type, d.n_chars, d.created_at, d.updated_at, d.collection, "
+    "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +65,7 @@ class DocumentRecord:
     n_chars: int
     created_at: float
     updated_at: float
+    collection: str = DEFAULT_COLLECTION
     n_chunks: int = 0
 
 
@@ -67,6 +79,7 @@ class ChunkRecord:
     end: int
     title: str
     source: str
+    collection: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +100,7 @@ class DocumentWrite:
     media_type: str
     n_chars: int
     chunks: list[NewChunk]
+    collection: str = DEFAULT_COLLECTION
 
 
 class Store:
@@ -97,6 +111,10 @@ class Store:
         self._write_lock = threading.Lock()
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
+            if "collection" not in columns:
+                conn.executescript(_COLLECTIONS)
+            conn.execute(_COLLECTION_INDEX)
 
     def _connect(self) -> sqlite3.Connection:
         """One connection per thread: WAL lets readers go on while a writer commits."""
@@ -121,31 +139,49 @@ class Store:
     def get_document(self, doc_id: str) -> DocumentRecord | None:
         return self._one_document("d.id=?", doc_id)
 
-    def find_by_hash(self, content_hash: str) -> DocumentRecord | None:
-        return self._one_document("d.content_hash=?", content_hash)
+    def find_by_hash(self, content_hash: str, collection: str = DEFAULT_COLLECTION) -> DocumentRecord | None:
+        return self._one_document("d.content_hash=? AND d.collection=?", content_hash, collection)
 
-    def _one_document(self, condition: str, value: str) -> DocumentRecord | None:
+    def _one_document(self, condition: str, *values: str) -> DocumentRecord | None:
         row = (
-            self._connect()
-            .execute(
-                f"SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d WHERE {condition}",
-                (value,),
-            )
-            .fetchone()
+            self._connect().execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents d WHERE {condition}", values).fetchone()
         )
         return _document(row) if row else None
 
-    def list_documents(self, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
+    def list_documents(
+        self, limit: int = 100, offset: int = 0, collections: list[str] | None = None
+    ) -> list[DocumentRecord]:
+        """Documents oldest first; only those of `collections` when given."""
+        where, values = _in_collections(collections)
         rows = (
             self._connect()
             .execute(
-                "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d "
-                "ORDER BY created_at, id LIMIT ? OFFSET ?",
-                (limit, offset),
+                f"SELECT {_DOCUMENT_COLUMNS} FROM documents d {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
+                (*values, limit, offset),
             )
             .fetchall()
         )
         return [_document(r) for r in rows]
+
+    def count_documents(self, collections: list[str] | None = None) -> int:
+        where, values = _in_collections(collections)
+        return self._connect().execute(f"SELECT COUNT(*) FROM documents d {where}", values).fetchone()[0]
+
+    def collections(self) -> list[tuple[str, int, int]]:
+        """(name, documents, chunks) of every collection that holds a document."""
+        rows = self._connect().execute(
+            "SELECT d.collection, COUNT(DISTINCT d.id), COUNT(c.id) FROM documents d "
+            "LEFT JOIN chunks c ON c.doc_id=d.id GROUP BY d.collection ORDER BY d.collection"
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def chunk_ids_in(self, collections: list[str]) -> np.ndarray:
+        """The ids of every chunk in these collections, ascending."""
+        where, values = _in_collections(collections)
+        rows = self._connect().execute(
+            f"SELECT c.id FROM chunks c JOIN documents d ON d.id=c.doc_id {where} ORDER BY c.id", values
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def document_text(self, doc_id: str) -> str:
         """The document rebuilt from its chunks (overlaps removed by their offsets)."""
@@ -179,7 +215,7 @@ class Store:
         rows = (
             self._connect()
             .execute(
-                f'SELECT c.id, c.doc_id, c.seq, c.text, c.start, c."end", d.title, d.source '
+                f'SELECT c.id, c.doc_id, c.seq, c.text, c.start, c."end", d.title, d.source, d.collection '
                 f"FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({marks})",
                 ids,
             )
@@ -241,8 +277,8 @@ class Store:
                 conn.execute("DELETE FROM chunks WHERE doc_id=?", (w.doc_id,))
                 conn.execute(
                     "INSERT OR REPLACE INTO documents "
-                    "(id, content_hash, title, source, media_type, n_chars, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(id, content_hash, title, source, media_type, n_chars, created_at, updated_at, collection) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         w.doc_id,
                         w.content_hash,
@@ -252,6 +288,7 @@ class Store:
                         w.n_chars,
                         created[0] if created else now,
                         now,
+                        w.collection,
                     ),
                 )
                 added = []
@@ -302,4 +339,11 @@ class Store:
 
 
 def _document(row: tuple) -> DocumentRecord:
-    return DocumentRecord(*row[:8], n_chunks=row[9])
+    return DocumentRecord(*row[:9], n_chunks=row[9])
+
+
+def _in_collections(collections: list[str] | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause over documents `d` for these collections (none: every document)."""
+    if collections is None:
+        return "", ()
+    return f"WHERE d.collection IN ({','.join('?' * len(collections))})", tuple(collections)

@@ -23,6 +23,7 @@ class Passage:
     similarity: float | None = None
     start: int = 0
     end: int = 0
+    collection: str = "default"  # the local collection it came from ("default" for web results too)
 
 
 def similarity(passage: Passage) -> float:

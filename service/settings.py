@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from query_unit.turn import TurnConfig
@@ -125,6 +125,22 @@ class QueryUnitSettings(BaseSettings):
     )
 
 
+class KeyGrant(BaseModel):
+    """One API key and the collections it may use ("*": every collection)."""
+
+    key: SecretStr
+    name: str = Field(min_length=1, max_length=64, description="Who holds it: shown in logs and job owners.")
+    read: list[str] = Field(default_factory=lambda: ["default"], description="Collections it may search and list.")
+    write: list[str] = Field(default_factory=list, description="Collections it may upload to and delete from.")
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_not_blank(cls, key: SecretStr) -> SecretStr:
+        if not key.get_secret_value().strip():
+            raise ValueError("a key is empty")
+        return SecretStr(key.get_secret_value().strip())
+
+
 class ServerSettings(BaseSettings):
     """The HTTP server: where it listens, who may use it, how much one upload may carry."""
 
@@ -133,7 +149,14 @@ class ServerSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: SecretStr | None = Field(
-        default=None, description="When set, every route but /health needs `Authorization: Bearer <key>`."
+        default=None,
+        description="The admin key: every collection, every job. When it or api_keys is set, every route but "
+        "/health needs `Authorization: Bearer <key>`.",
+    )
+    api_keys: list[KeyGrant] = Field(
+        default_factory=list,
+        description='More keys, as JSON: [{"key": "…", "name": "team-a", "read": ["team-a", "default"], '
+        '"write": ["team-a"]}]. A key sees, searches and cites only the collections it may read.',
     )
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Largest document upload (one request).")
     max_upload_files: int = Field(default=200, ge=1, description="Most documents in one upload.")
@@ -158,6 +181,19 @@ class ServerSettings(BaseSettings):
         if not key.get_secret_value().strip():
             raise ValueError("is set but empty: give it a key, or unset it to run without one")
         return SecretStr(key.get_secret_value().strip())  # as clients send it: a bearer token has no spaces around it
+
+    @model_validator(mode="after")
+    def _keys_are_distinct(self) -> ServerSettings:
+        keys = [g.key.get_secret_value() for g in self.api_keys]
+        keys += [self.api_key.get_secret_value()] if self.api_key else []
+        if len(set(keys)) != len(keys):
+            raise ValueError("two API keys are the same: each key must name one holder")
+        return self
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the API needs a key (else every caller may use every collection)."""
+        return self.api_key is not None or bool(self.api_keys)
 
 
 GROUPS: dict[str, type[BaseSettings]] = {

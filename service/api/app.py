@@ -84,8 +84,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-    if app.state.settings.server.api_key is not None:
-        app.add_middleware(APIKeyMiddleware, key=app.state.settings.server.api_key.get_secret_value())
+    if app.state.settings.server.guarded:
+        app.add_middleware(APIKeyMiddleware, server=app.state.settings.server)
     for routes in (chat, documents, search, system):
         app.include_router(routes.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]

@@ -1,4 +1,4 @@
-"""The optional API key: when set, every route but /health needs it.
+"""The optional API keys: when any is set, every route but /health needs one.
 
 API clients send `Authorization: Bearer <key>`. The chat page, opened in a browser that cannot
 send that header, gets a small form instead; it stores the key in a same-site cookie that the
@@ -15,7 +15,9 @@ from fastapi.responses import HTMLResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
+from service.api.access import ADMIN, Principal
 from service.api.errors import error_body, error_response
+from service.settings import ServerSettings
 
 OPEN_PATHS = frozenset({"/health"})
 COOKIE = "ragpause_key"
@@ -41,15 +43,35 @@ def presented_key(request: Request) -> str | None:
 
 
 class APIKeyMiddleware(BaseHTTPMiddleware):
-    def __init__(self, app, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Resolves the presented key to its Principal (request.state.principal), or answers 401."""
+
+    def __init__(self, app, server: ServerSettings) -> None:  # type: ignore[no-untyped-def]
         super().__init__(app)
-        self.key = key.encode("utf-8")
+        self.keys: list[tuple[bytes, Principal]] = [
+            (
+                grant.key.get_secret_value().encode("utf-8"),
+                Principal(grant.name, frozenset(grant.read), frozenset(grant.write)),
+            )
+            for grant in server.api_keys
+        ]
+        if server.api_key is not None:
+            self.keys.append((server.api_key.get_secret_value().encode("utf-8"), ADMIN))
+
+    def principal(self, given: str) -> Principal | None:
+        presented = given.encode("utf-8")
+        found = None
+        for key, principal in self.keys:  # every key compared, in constant time each
+            if hmac.compare_digest(presented, key):
+                found = principal
+        return found
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if request.url.path in OPEN_PATHS:
             return await call_next(request)
         given = presented_key(request)
-        if given is not None and hmac.compare_digest(given.encode("utf-8"), self.key):
+        principal = self.principal(given) if given is not None else None
+        if principal is not None:
+            request.state.principal = principal
             return await call_next(request)
         if request.method == "GET" and request.url.path == "/" and "text/html" in request.headers.get("accept", ""):
             return HTMLResponse(KEY_FORM, status_code=401)

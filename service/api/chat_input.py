@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from query_unit.types import FollowUp
 from service.answer.citations import strip_citations
+from service.api.access import Principal, search_scope
 from service.api.errors import APIError
 from service.api.requests import ChatCompletionRequest
 from service.generator.chat_template import ChatMessage
@@ -27,10 +28,12 @@ class ChatInput:
     params: GenerationParams
     question: str
     follow_up: FollowUp | None
+    collections: list[str] | None  # the local collections it may search (None: all)
 
 
-def read_chat(body: ChatCompletionRequest, runtime: Runtime, settings: Settings) -> ChatInput:
+def read_chat(body: ChatCompletionRequest, runtime: Runtime, settings: Settings, principal: Principal) -> ChatInput:
     """The request as the runtime answers it, or an APIError saying what is wrong with it."""
+    collections = search_scope(principal, body.collections)
     as_sent = [ChatMessage("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
     for n, message in enumerate(as_sent):
         if problem := text_problem(message.content, f"messages[{n}].content"):
@@ -49,7 +52,7 @@ def read_chat(body: ChatCompletionRequest, runtime: Runtime, settings: Settings)
     if body.retrieval != "off" and runtime.searchers[body.sources] is None:
         message = f"sources={body.sources!r} needs a web search endpoint, and none is configured"
         raise APIError(400, message, param="sources")
-    return ChatInput(messages, prompt, params, last_question(messages), follow)
+    return ChatInput(messages, prompt, params, last_question(messages), follow, collections)
 
 
 def _answer_budget(body: ChatCompletionRequest, prompt_len: int, n_ctx: int, settings: Settings) -> int:

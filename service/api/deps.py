@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.api.access import Principal, principal_of
 from service.api.errors import APIError
 from service.api.metrics import ServiceMetrics
 from service.runtime.ingestion import IngestionQueue
@@ -46,3 +47,4 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 WorkerDep = Annotated[GenerationWorker, Depends(get_worker)]
 IngestionDep = Annotated[IngestionQueue, Depends(get_ingestion)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+PrincipalDep = Annotated[Principal, Depends(principal_of)]

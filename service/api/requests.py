@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from retrieval.document_index import COLLECTION_NAME
 from service.generator.decode_loop import GenerationParams
 from service.generator.sampling import SamplingParams
+
+COLLECTION_PATTERN = COLLECTION_NAME.pattern
+COLLECTION_HELP = (
+    "The collection it goes to (lowercase letters, digits, '-', '_'); default: the upload's, or 'default'."
+)
 
 
 class TextPart(BaseModel):
@@ -47,8 +53,10 @@ class ChatCompletionRequest(BaseModel):
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = None  # token id (as a string) -> -100..100
-    # Accepted only where they change nothing: this service neither calls tools nor
-    # constrains its output to JSON, and a client that asks for either must hear so.
+    # This service never calls a tool and never constrains its output to JSON. OpenAI's
+    # semantics let a model answer without calling any of the tools it is offered (clients such
+    # as Open WebUI offer theirs with every message), so tools are accepted and answered in
+    # text; only a request that forces a call, or asks for JSON, hears that it cannot be served.
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     functions: list[dict[str, Any]] | None = None
@@ -65,6 +73,9 @@ class ChatCompletionRequest(BaseModel):
     # Where searches go: "local" index, "web" endpoint, "both", or "auto" (local first, the
     # web when nothing local is close or the question asks about now).
     sources: Literal["auto", "local", "web", "both"] = "auto"
+    # The local collections it may search (each readable by the caller's key); none named:
+    # every collection the key may read.
+    collections: list[Annotated[str, Field(pattern=COLLECTION_PATTERN)]] | None = Field(default=None, max_length=64)
 
     @field_validator("stop")
     @classmethod
@@ -85,18 +96,11 @@ class ChatCompletionRequest(BaseModel):
                 raise ValueError(f"logit_bias values lie between -100 and 100, not {bias}")
         return value
 
-    @field_validator("tools", "functions")
-    @classmethod
-    def _no_tool_calls(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-        if value:
-            raise ValueError("this service does not call tools or functions")
-        return value
-
     @field_validator("tool_choice", "function_call")
     @classmethod
     def _no_forced_tool_call(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
         if value not in (None, "none", "auto"):
-            raise ValueError("this service does not call tools or functions")
+            raise ValueError("this service never calls tools or functions: a call cannot be forced ('auto' or 'none')")
         return value
 
     @field_validator("response_format")
@@ -136,7 +140,9 @@ class DocumentText(BaseModel):
     title: str = ""
     source: str = Field(default="", description="Where it came from: a URL or a path, shown in citations.")
     id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
+    collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN, description=COLLECTION_HELP)
 
 
 class DocumentBatch(BaseModel):
     documents: list[DocumentText] = Field(min_length=1)
+    collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN, description=COLLECTION_HELP)

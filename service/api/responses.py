@@ -42,18 +42,33 @@ class ErrorResponse(BaseModel):
 
 # --- chat -----------------------------------------------------------------------------------
 class Source(BaseModel):
-    """A passage an answer drew on; `id` is the number its citations `[n]` use."""
+    """A passage an answer drew on; `id` is the number its citations `[n]` use. A local passage
+    also says where it lies: its document (GET /v1/documents/{document_id}?collection=…) and
+    its character offsets there, so a reader can check it in context."""
 
     id: int
     title: str
     source: str
     score: float
     text: str
+    document_id: str | None = extra("The local document it is part of (web results have none).")
+    collection: str | None = extra("That document's collection.")
+    start: int | None = extra("Where the passage starts in the document's text.")
+    end: int | None = extra("Where it ends.")
 
     @classmethod
     def of(cls, passage: Passage, number: int) -> Source:
+        local = bool(passage.doc_id)
         return cls(
-            id=number, title=passage.title, source=passage.source, score=round(passage.score, 4), text=passage.text
+            id=number,
+            title=passage.title,
+            source=passage.source,
+            score=round(passage.score, 4),
+            text=passage.text,
+            document_id=passage.doc_id if local else None,
+            collection=passage.collection if local else None,
+            start=passage.start if local else None,
+            end=passage.end if local else None,
         )
 
 
@@ -176,6 +191,7 @@ class ModelList(BaseModel):
 class Document(BaseModel):
     id: str
     object: Literal["document"] = "document"
+    collection: str
     title: str
     source: str
     media_type: str
@@ -188,6 +204,7 @@ class Document(BaseModel):
     def of(cls, record: DocumentRecord) -> Document:
         return cls(
             id=record.id,
+            collection=record.collection,
             title=record.title,
             source=record.source,
             media_type=record.media_type,
@@ -211,7 +228,21 @@ class DocumentList(BaseModel):
 class DeletedDocument(BaseModel):
     id: str
     object: Literal["document"] = "document"
+    collection: str
     deleted: bool = True
+
+
+class Collection(BaseModel):
+    id: str
+    object: Literal["collection"] = "collection"
+    documents: int
+    chunks: int
+    writable: bool = Field(description="Whether this key may upload to it and delete from it.")
+
+
+class CollectionList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Collection]
 
 
 class JobProgress(BaseModel):
@@ -224,6 +255,7 @@ class JobResult(BaseModel):
 
     name: str
     status: str
+    collection: str | None = extra("The collection it went to.")
     id: str | None = extra("The document's id, once indexed.")
     title: str | None = extra("Its title.")
     chunks: int | None = extra("Its chunks in the index.")
@@ -263,6 +295,7 @@ class JobFailure(ErrorResponse):
 
 class SearchHit(BaseModel):
     document_id: str
+    collection: str
     title: str
     source: str
     text: str
@@ -275,6 +308,7 @@ class SearchHit(BaseModel):
     def of(cls, passage: Passage) -> SearchHit:
         return cls(
             document_id=passage.doc_id,
+            collection=passage.collection,
             title=passage.title,
             source=passage.source,
             text=passage.text,
@@ -307,7 +341,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (400, "invalid request"),
         (401, "missing or wrong API key"),
-        (404, "not found"),
+        (403, "this key may read the collection but not change it"),
+        (404, "not found (or not readable with this key)"),
         (503, "still loading"),
     )
 }

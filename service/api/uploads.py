@@ -51,14 +51,16 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def json_uploads(body: bytes) -> list[Upload]:
+def json_uploads(body: bytes, collection: str) -> list[Upload]:
+    """The documents of a JSON upload, each in its own `collection`, else the batch's, else `collection`."""
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise APIError(400, "the body is not valid JSON", code="invalid_json") from None
     try:
         if isinstance(payload, dict) and "documents" in payload:
-            documents = DocumentBatch.model_validate(payload).documents
+            batch = DocumentBatch.model_validate(payload)
+            documents, collection = batch.documents, batch.collection or collection
         else:
             documents = [DocumentText.model_validate(payload)]
     except ValidationError as exc:
@@ -75,6 +77,7 @@ def json_uploads(body: bytes) -> list[Upload]:
             title=d.title,
             source=d.source,
             doc_id=d.id,
+            collection=d.collection or collection,
         )
         for n, d in enumerate(documents)
     ]
@@ -85,10 +88,11 @@ def _printable(name: str) -> str:
     return name.encode("utf-8", errors="replace").decode("utf-8")
 
 
-async def file_uploads(request: Request, body: bytes, max_files: int) -> list[Upload]:
+async def file_uploads(request: Request, body: bytes, max_files: int, collection: str) -> list[Upload]:
+    """The files of a multipart upload, in the form's `collection` field, else `collection`."""
     request._body = body  # already read within the limit: let Starlette parse it from memory
     try:
-        form = await request.form(max_files=max_files, max_fields=max_files)
+        form = await request.form(max_files=max_files, max_fields=max_files + 1)
     except Exception as exc:  # malformed multipart, or too many parts
         if "Too many files" in str(exc):
             raise APIError(
@@ -98,6 +102,8 @@ async def file_uploads(request: Request, body: bytes, max_files: int) -> list[Up
     files = [v for v in form.getlist("files") + form.getlist("file") if isinstance(v, UploadFile)]
     if not files:
         raise APIError(400, "attach documents as multipart fields named 'files'", param="files")
+    named = form.get("collection")
+    collection = named if isinstance(named, str) and named else collection
     uploads = []
     for f in files:
         declared = f.content_type if f.content_type != "application/octet-stream" else None
@@ -108,5 +114,5 @@ async def file_uploads(request: Request, body: bytes, max_files: int) -> list[Up
         data = await f.read()
         if not data:
             raise APIError(400, f"{f.filename or 'a file'} is empty", param="files")
-        uploads.append(Upload(f.filename or "upload", data=data, media_type=declared))
+        uploads.append(Upload(f.filename or "upload", data=data, media_type=declared, collection=collection))
     return uploads

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from retrieval.document_index import DocumentIndex, DocumentInput, read_document
+from retrieval.store import DEFAULT_COLLECTION
 from service.runtime.text_checks import text_problem
 
 JobStatus = Literal["queued", "running", "done", "failed", "interrupted"]
@@ -42,8 +43,12 @@ class Upload:
     title: str = ""
     source: str = ""
     doc_id: str | None = None
+    collection: str = DEFAULT_COLLECTION
 
     def read(self) -> DocumentInput:
+        return replace(self._parse(), collection=self.collection)
+
+    def _parse(self) -> DocumentInput:
         if self.text is None:
             assert self.data is not None
             return read_document(self.data, self.name, self.media_type, source=self.name)
@@ -68,6 +73,7 @@ class IngestionJob:
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
     total: int = -1  # documents in the job: len(uploads), or as saved for a job read back from disk
+    owner: str = "anyone"  # who submitted it: only they (or the admin) may read it
     _callbacks: list[Callable[[], None]] = field(default_factory=list)
     _callback_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -107,6 +113,7 @@ class IngestionJob:
             "finished_at": self.finished_at,
             "results": self.results,
             "error": self.error,
+            "owner": self.owner,
         }
 
 
@@ -146,6 +153,7 @@ class JobFiles:
                 saved["results"],
                 saved["error"],
                 total=saved["progress"]["total"],
+                owner=saved.get("owner", "anyone"),
             )
             job.finished.set()
             if job.status in ("queued", "running"):
@@ -177,8 +185,8 @@ class IngestionQueue:
         self._thread = threading.Thread(target=self._run, name="ingestion", daemon=True)
         self._thread.start()
 
-    def submit(self, uploads: list[Upload]) -> IngestionJob:
-        job = IngestionJob(f"ingest-{uuid.uuid4().hex[:16]}", uploads)
+    def submit(self, uploads: list[Upload], owner: str = "anyone") -> IngestionJob:
+        job = IngestionJob(f"ingest-{uuid.uuid4().hex[:16]}", uploads, owner=owner)
         self._remember(job)
         self._save(job)
         self._queue.put(job)
@@ -271,6 +279,7 @@ class IngestionQueue:
                 outcomes[n] = {
                     "name": job.uploads[n].name,
                     "status": result.status,
+                    "collection": job.uploads[n].collection,
                     "id": result.doc_id,
                     "title": result.title,
                     "chunks": result.n_chunks,

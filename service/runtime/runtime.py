@@ -12,7 +12,7 @@ import httpx
 from query_unit.always import AlwaysRetrieveUnit
 from query_unit.heuristic import HeuristicConfig, HeuristicUnit
 from query_unit.learned import LearnedUnit, LearnedWeights
-from query_unit.protocol import QueryUnit
+from query_unit.protocol import QueryUnit, Turn
 from query_unit.turn import TurnConfig, UnitTools
 from query_unit.types import FollowUp
 from retrieval.document_index import DocumentIndex
@@ -60,15 +60,7 @@ class Runtime:
         self.template = ChatTemplate(backend)
         self.index = index
         self.web = web
-        similarity = settings.retrieval.web_fallback_similarity
-        # Where a request's queries go, by its `sources` switch ("auto": local first, the web
-        # when nothing local is close or the question is about now).
-        self.searchers: dict[str, Searcher | None] = {
-            "auto": RoutedSearcher(index, web, similarity),
-            "local": index,
-            "web": web,
-            "both": RoutedSearcher(index, web, similarity, always_web=True) if web else None,
-        }
+        self.searchers = self.searchers_for(None)
         self.tools = UnitTools(
             searcher=self.searchers["auto"],
             count_tokens=lambda text: len(backend.tokenize(text)),
@@ -92,14 +84,32 @@ class Runtime:
             )
             self.learned = None
 
-    def unit_for(self, retrieval: Retrieval, sources: Sources) -> QueryUnit | None:
-        """The query unit one request asked for; None when it may not search."""
+    def searchers_for(self, collections: list[str] | None) -> dict[str, Searcher | None]:
+        """Where a request's queries go, by its `sources` switch ("auto": local first, the web
+        when nothing local is close or the question is about now); locally, only `collections`
+        (None: every collection)."""
+        local = self.index.scoped(collections)
+        similarity = self.settings.retrieval.web_fallback_similarity
+        web = self.web
+        return {
+            "auto": RoutedSearcher(local, web, similarity),
+            "local": local,
+            "web": web,
+            "both": RoutedSearcher(local, web, similarity, always_web=True) if web else None,
+        }
+
+    def unit_for(
+        self, retrieval: Retrieval, sources: Sources, collections: list[str] | None = None
+    ) -> QueryUnit | None:
+        """The query unit one request asked for; None when it may not search. It searches only
+        `collections` of the local index (None: all), and its gate reads only them too."""
         if retrieval == "off":
             return None
-        searcher = self.searchers[sources]
+        searchers = self.searchers if collections is None else self.searchers_for(collections)
+        searcher = searchers[sources]
         if searcher is None:
             raise NoWebSearch(f"sources={sources!r} needs a web search endpoint; set RAGPAUSE_WEB_SEARCH_URL")
-        tools = replace(self.tools, searcher=searcher)
+        tools = replace(self.tools, searcher=searcher, local=self.index.scoped(collections))
         if retrieval == "always":
             return AlwaysRetrieveUnit(tools)
         if self.learned is not None:
@@ -145,11 +155,13 @@ class Runtime:
         sources: Sources = "auto",
         backend: Backend | None = None,
         follow_up: FollowUp | None = None,
+        collections: list[str] | None = None,
     ) -> Iterator[Event]:
         """Answer the conversation (`prompt`: its tokens, when the caller already has them) on
-        `backend` (a generation slot; default the first). Not thread-safe: the worker calls it."""
+        `backend` (a generation slot; default the first), searching only `collections` of the
+        local index (None: all). Not thread-safe: the worker calls it."""
         question = last_question(messages)
-        unit = self.unit_for(retrieval, sources)
+        unit = self.unit_for(retrieval, sources, collections)
         turn = unit.begin_turn(question, follow_up) if unit is not None else None
         if self.remote is not None:
             return self._remote_chat(messages, turn, params, prompt, backend or self.backend)
@@ -160,11 +172,12 @@ class Runtime:
     def _remote_chat(
         self,
         messages: Sequence[ChatMessage],
-        turn,
+        turn: Turn | None,
         params: GenerationParams,
         prompt: list[int] | None,
-        scorer: Backend,  # type: ignore[no-untyped-def]
+        scorer: Backend,
     ) -> Iterator[Event]:
+        assert self.remote is not None
         question = None
         if turn is not None:
             # The local model reads the question: how unfamiliar its words are to a language model.
@@ -172,7 +185,8 @@ class Runtime:
             span = self.template.question_span(prompt, messages)
             scores = scorer.load_prompt(list(prompt), score_from=span[0]).scores
             question = question_signals(scorer, prompt, span, scores)
-        yield from generate_remote(self.remote, messages, self.settings.model.system_prompt, turn, params, question)  # type: ignore[arg-type]
+        system_prompt = self.settings.model.system_prompt
+        yield from generate_remote(self.remote, messages, system_prompt, turn, params, question)
 
 
 def remote_generator(settings: Settings) -> RemoteGenerator | None:

@@ -150,3 +150,50 @@ def test_search_keeps_answering_during_a_large_ingestion(tmp_path, embedder) -> 
     assert len(latencies) >= 5, "the ingestion should take long enough to search during it"
     assert max(latencies) < 2.0, f"a search waited {max(latencies):.2f}s on the writer"
     assert index.stats()["documents"] == 3000 + len(list(Path(STARTER).glob("*.md")))
+
+
+def test_collections_keep_their_documents_and_searches_apart(index) -> None:
+    vellmora = EELS
+    tarnwick = EELS.replace("Vellmora", "Tarnwick")
+    added = index.add_documents(
+        [
+            DocumentInput(vellmora, "Quintaro", "a/quintaro.md", doc_id="quintaro", collection="team-a"),
+            DocumentInput(tarnwick, "Quintaro", "b/quintaro.md", doc_id="quintaro", collection="team-b"),
+            # The same content in another collection is that collection's own document, not a duplicate.
+            DocumentInput(vellmora, "Quintaro", "b/copy.md", collection="team-b"),
+        ]
+    )
+    assert [r.status for r in added] == ["added", "added", "added"]
+    question = "Where was Zorblax Quintaro born?"
+    only_a = index.search(question, 5, collections=["team-a"])
+    only_b = index.search(question, 5, collections=["team-b"])
+    assert {p.collection for p in only_a} == {"team-a"} and "Vellmora" in only_a[0].text
+    assert {p.collection for p in only_b} == {"team-b"} and len(only_b) == 2
+    for mode in ("dense", "lexical"):
+        assert {p.collection for p in index.search(question, 5, mode, collections=["team-a"])} == {"team-a"}
+    assert index.search(question, 5, collections=["nobody"]) == []
+    assert len(index.search(question, 5)) == 3  # no restriction: the whole index
+    # One id, two collections: each is found, changed and deleted in its own collection only.
+    assert index.get("quintaro", "team-a").source == "a/quintaro.md"
+    assert index.get("quintaro", "team-b").source == "b/quintaro.md" and index.get("quintaro") is None
+    assert "Tarnwick" in index.text("quintaro", "team-b") and index.text("quintaro", "team-c") == ""
+    assert index.delete("quintaro", "team-a") and index.get("quintaro", "team-b") is not None
+    assert [r.collection for r in index.list(collections=["team-b"])] == ["team-b", "team-b"]
+    assert index.collections() == [("team-b", 2, 2)]
+    with pytest.raises(ValueError, match="collection name"):
+        index.add_documents([DocumentInput("text", collection="Team A")])
+
+
+def test_a_store_from_before_collections_opens_with_its_documents_in_default(tmp_path, embedder) -> None:
+    import sqlite3
+
+    old = DocumentIndex(tmp_path, embedder)
+    old.add_text(EELS, title="Quintaro", source="q.md", doc_id="q")
+    old.close()
+    # The schema as released before collections: no collection column.
+    with sqlite3.connect(tmp_path / "index.sqlite3") as conn:
+        conn.execute("DROP INDEX documents_collection")
+        conn.execute("ALTER TABLE documents DROP COLUMN collection")
+    reopened = DocumentIndex(tmp_path, embedder)
+    assert reopened.get("q").collection == "default"
+    assert reopened.search("where was Quintaro born", 1, collections=["default"])[0].doc_id == "q"

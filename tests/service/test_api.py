@@ -94,10 +94,12 @@ def test_logprobs(client) -> None:
             {
                 "messages": [{"role": "user", "content": "hi"}],
                 "tools": [{"type": "function", "function": {"name": "f"}}],
+                "tool_choice": {"type": "function", "function": {"name": "f"}},
             },
-            "tools",
+            "tool_choice",
         ),
         ({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "required"}, "tool_choice"),
+        ({"messages": [{"role": "user", "content": "hi"}], "function_call": {"name": "f"}}, "function_call"),
         (
             {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}},
             "response_format",
@@ -186,6 +188,15 @@ def test_logit_bias_bans_a_word_and_harmless_fields_pass(client, llama_backend) 
         model="x", messages=question, max_tokens=5, tools=[], response_format={"type": "text"}, tool_choice="none"
     )
     assert fine.choices[0].message.content
+    # Tools offered, none forced: the model may answer without calling one, and does, in text.
+    tool = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+    for choice in (None, "auto", "none"):
+        extra = {"tool_choice": choice} if choice else {}
+        offered = client.chat.completions.create(
+            model="x", messages=question, max_tokens=30, tools=[tool], extra_body={"retrieval": "off"}, **extra
+        )
+        assert ANSWER in offered.choices[0].message.content
+        assert offered.choices[0].finish_reason in ("stop", "length") and not offered.choices[0].message.tool_calls
 
 
 def test_follow_up_reads_the_conversation_as_sent() -> None:

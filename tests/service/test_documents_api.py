@@ -43,6 +43,7 @@ def test_json_document_round_trip_and_chat_cites_it(base_url) -> None:
     assert job["results"][0] | {"chunks": 1} == {
         "name": "https://example.org/drellish",
         "status": "added",
+        "collection": "default",
         "id": "drellish",
         "title": "The Drellish Lighthouse",
         "chunks": 1,
@@ -70,6 +71,7 @@ def test_json_document_round_trip_and_chat_cites_it(base_url) -> None:
     assert httpx.delete(base_url + "/v1/documents/drellish").json() == {
         "id": "drellish",
         "object": "document",
+        "collection": "default",
         "deleted": True,
     }
     assert httpx.get(base_url + "/v1/documents/drellish").status_code == 404

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from service.answer.completions import CompletionBuilder, collect
 from service.api.chat_input import read_chat
-from service.api.deps import MetricsDep, RuntimeDep, SettingsDep, WorkerDep
+from service.api.deps import MetricsDep, PrincipalDep, RuntimeDep, SettingsDep, WorkerDep
 from service.api.errors import APIError, error_body
 from service.api.requests import ChatCompletionRequest
 from service.api.responses import ERRORS, ChatCompletion, ChatCompletionChunk, ErrorResponse, ModelCard, ModelList
@@ -47,8 +47,9 @@ async def chat_completions(
     worker: WorkerDep,
     metrics: MetricsDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> Response:
-    chat = read_chat(body, runtime, settings)
+    chat = read_chat(body, runtime, settings, principal)
     # Whatever name the client sent, the answer names the model that wrote it.
     builder = CompletionBuilder(
         runtime.backend, settings.model.model_name, body.logprobs, body.top_logprobs or 0, chat.question
@@ -62,6 +63,7 @@ async def chat_completions(
             body.sources,
             backend=slot,
             follow_up=chat.follow_up,
+            collections=chat.collections,
         ),
         chat.prompt,
         waits=lambda event: isinstance(event, PauseEvent),  # the next step searches

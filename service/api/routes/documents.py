@@ -8,10 +8,15 @@ import asyncio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from service.api.deps import IngestionDep, RuntimeDep, SettingsDep
+from retrieval.document_index import check_collection
+from service.api.access import require_read, require_write, search_scope
+from service.api.deps import IngestionDep, PrincipalDep, RuntimeDep, SettingsDep
 from service.api.errors import APIError, error_body
+from service.api.requests import COLLECTION_PATTERN
 from service.api.responses import (
     ERRORS,
+    Collection,
+    CollectionList,
     DeletedDocument,
     Document,
     DocumentList,
@@ -23,6 +28,8 @@ from service.api.responses import (
 from service.api.uploads import UPLOAD_SCHEMA, file_uploads, json_uploads, read_limited
 
 router = APIRouter(tags=["documents"])
+DEFAULT = "default"
+COLLECTION = Query(DEFAULT, pattern=COLLECTION_PATTERN, description="The collection the document is in.")
 
 UPLOAD_RESPONSES = {
     201: {"model": Job, "description": "indexed: the finished job"},
@@ -36,20 +43,29 @@ UPLOAD_RESPONSES = {
 
 
 @router.post("/v1/documents", openapi_extra=UPLOAD_SCHEMA, status_code=201, responses=UPLOAD_RESPONSES)
-async def upload(request: Request, jobs: IngestionDep, settings: SettingsDep) -> JSONResponse:
+async def upload(
+    request: Request,
+    jobs: IngestionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    collection: str = Query(DEFAULT, pattern=COLLECTION_PATTERN, description="Where the documents go by default."),
+) -> JSONResponse:
     limits = settings.server
     body = await read_limited(request, limits.max_upload_bytes)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
-        uploads = await file_uploads(request, body, limits.max_upload_files)
+        uploads = await file_uploads(request, body, limits.max_upload_files, collection)
     elif kind in ("application/json", ""):
-        uploads = json_uploads(body)
+        uploads = json_uploads(body, collection)
     else:
         raise APIError(415, f"send JSON or multipart/form-data, not {kind}", code="unsupported_media_type")
     if len(uploads) > limits.max_upload_files:
         message = f"{len(uploads)} documents in one upload; the limit is {limits.max_upload_files}"
         raise APIError(413, message, code="too_many_documents")
-    job = jobs.submit(uploads)
+    for name in sorted({u.collection for u in uploads}):
+        check_name(name)
+        require_write(principal, name)
+    job = jobs.submit(uploads, owner=principal.name)
     if len(body) > limits.upload_wait_bytes or not await jobs.wait(job, limits.upload_wait_seconds):
         location = {"Location": f"/v1/documents/jobs/{job.id}"}
         return JSONResponse(Job.of(job).model_dump(mode="json"), status_code=202, headers=location)
@@ -68,37 +84,74 @@ async def upload(request: Request, jobs: IngestionDep, settings: SettingsDep) ->
 
 
 @router.get("/v1/documents/jobs/{job_id}", response_model=Job, responses=ERRORS)
-async def job_status(job_id: str, jobs: IngestionDep) -> Job:
+async def job_status(job_id: str, jobs: IngestionDep, principal: PrincipalDep) -> Job:
     job = jobs.get(job_id)
-    if job is None:
+    if job is None or not (principal.admin or job.owner == principal.name):
         raise APIError(404, f"no ingestion job {job_id!r}", "not_found_error", param="job_id")
     return Job.of(job)
 
 
 @router.get("/v1/documents", response_model=DocumentList, responses=ERRORS)
 async def list_documents(
-    runtime: RuntimeDep, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10**9)
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=10**9),
+    collection: list[str] | None = Query(None, description="Only these collections (default: every readable one)."),
 ) -> DocumentList:
+    scope = search_scope(principal, collection)
     index = runtime.index
-    records = await asyncio.to_thread(index.list, limit, offset)
-    total = (await asyncio.to_thread(index.stats))["documents"]
+    records = await asyncio.to_thread(index.list, limit, offset, scope)
+    total = await asyncio.to_thread(index.count, scope)
     return DocumentList(data=[Document.of(r) for r in records], total=total)
 
 
+@router.get("/v1/collections", response_model=CollectionList, responses=ERRORS)
+async def list_collections(runtime: RuntimeDep, principal: PrincipalDep) -> CollectionList:
+    """The collections this key may read, with what they hold (a writable one may be empty)."""
+    held = {name: (documents, chunks) for name, documents, chunks in await asyncio.to_thread(runtime.index.collections)}
+    names = set(held) if "*" in principal.read else set(principal.read)
+    names |= {DEFAULT} if principal.may_read(DEFAULT) else set()
+    names |= {c for c in principal.write if c != "*" and principal.may_read(c)}
+    data = [
+        Collection(
+            id=name,
+            documents=held.get(name, (0, 0))[0],
+            chunks=held.get(name, (0, 0))[1],
+            writable=principal.may_write(name),
+        )
+        for name in sorted(names)
+    ]
+    return CollectionList(data=data)
+
+
 @router.get("/v1/documents/{doc_id}", response_model=DocumentWithText, responses=ERRORS)
-async def get_document(doc_id: str, runtime: RuntimeDep) -> DocumentWithText:
+async def get_document(
+    doc_id: str, runtime: RuntimeDep, principal: PrincipalDep, collection: str = COLLECTION
+) -> DocumentWithText:
+    require_read(principal, collection)
     index = runtime.index
-    record = await asyncio.to_thread(index.get, doc_id)
+    record = await asyncio.to_thread(index.get, doc_id, collection)
     if record is None:
         raise APIError(404, f"no document {doc_id!r}", "not_found_error", param="doc_id")
-    text = await asyncio.to_thread(index.text, doc_id)
+    text = await asyncio.to_thread(index.text, doc_id, collection)
     return DocumentWithText(**Document.of(record).model_dump(), text=text)
 
 
 @router.delete("/v1/documents/{doc_id}", response_model=DeletedDocument, responses=ERRORS)
-async def delete_document(doc_id: str, runtime: RuntimeDep) -> DeletedDocument:
+async def delete_document(
+    doc_id: str, runtime: RuntimeDep, principal: PrincipalDep, collection: str = COLLECTION
+) -> DeletedDocument:
+    require_write(principal, collection)
     index = runtime.index
-    if not await asyncio.to_thread(index.delete, doc_id):
+    if not await asyncio.to_thread(index.delete, doc_id, collection):
         raise APIError(404, f"no document {doc_id!r}", "not_found_error", param="doc_id")
     await asyncio.to_thread(index.save)
-    return DeletedDocument(id=doc_id)
+    return DeletedDocument(id=doc_id, collection=collection)
+
+
+def check_name(collection: str) -> str:
+    try:
+        return check_collection(collection)
+    except ValueError as exc:
+        raise APIError(400, str(exc), param="collection", code="invalid_collection") from None
