@@ -1,21 +1,27 @@
 """The chat page in headless Chromium (Debian's, driven by Playwright): add a document through
 the page, ask about what it defines, and see the pause, the search and the source drawn; stop
-a long answer midway and go on chatting."""
+a long answer midway and go on chatting; open the passage a citation cites, with the citing
+sentence's words marked; keep conversations in the browser across reloads, reopen, export and
+delete them."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from tests.known_fact import ANSWER, QUESTION, SYSTEM_PROMPT, assert_decisive
 from tests.live_server import serve_empty_index
 
 CHROMIUM = "/usr/bin/chromium"
+TITLE = "Kessaly Observatory"
+ASK = "Who founded the Kessaly Observatory?"  # it pauses, searches and cites the document
 DOCUMENT = (
     "The Kessaly Observatory sits on Mount Arvend. Its founder, the astronomer Tovin Ashgrove, "
     "built it in 1731 to watch the comet he named Velra."
@@ -111,3 +117,123 @@ def test_the_page_signs_in_with_a_key_that_has_plus_slash_and_equals(llama_backe
             assert page.evaluate("fetch('/v1/models').then(r => r.status)") == 401
         finally:
             browser.close()
+
+
+def ensure_document(base_url: str) -> None:
+    """The document in the index, whichever test put it there."""
+    listed = httpx.get(base_url + "/v1/documents").json()["data"]
+    if not any(d["title"] == TITLE for d in listed):
+        added = httpx.post(base_url + "/v1/documents", json={"text": DOCUMENT, "title": TITLE}, timeout=120)
+        assert added.status_code == 201, added.text
+
+
+def ask_and_wait(page: Page, question: str) -> str:
+    """Ask; once the answer is done, its text as the page shows it (citations included)."""
+    page.fill("#question", question)
+    page.click("#send")
+    expect(page.locator("#send")).to_be_disabled()
+    expect(page.locator("#send")).to_be_enabled(timeout=120_000)
+    turn = page.locator(".turn").last
+    return turn.locator(".answer .segment").evaluate_all("parts => parts.map(p => p.textContent).join('')")
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in {"the", "a", "an", "of", "in", "on", "is"}}
+
+
+def test_a_citation_opens_the_passage_it_cites_with_the_cited_words_marked(base_url) -> None:
+    ensure_document(base_url)
+    with chat_page(base_url) as page:
+        answer = ask_and_wait(page, ASK)
+        assert "[1]" in answer, answer
+        sentence = re.split(r"(?<=[.!?])\s+", answer[: answer.index("[1]")])[-1]
+        cite = page.locator(".turn .answer .segment button.cite").first
+        expect(cite).to_have_text("[1]")
+        # By keyboard: the marker is a button; Enter opens the passage, Escape closes it.
+        cite.focus()
+        page.keyboard.press("Enter")
+        panel = page.locator("#passage")
+        expect(panel).to_be_visible()
+        expect(panel.locator("#passage-title")).to_have_text(f"[1] {TITLE}")
+        expect(panel.locator("blockquote")).to_have_text(DOCUMENT)
+        marks = panel.locator("blockquote mark")
+        expect(marks.first).to_be_visible()
+        marked = set().union(*(content_words(m) for m in marks.all_text_contents()))
+        assert marked & content_words(sentence), (marks.all_text_contents(), sentence)
+        assert marked <= content_words(DOCUMENT)
+        page.keyboard.press("Escape")
+        expect(panel).to_be_hidden()
+        expect(cite).to_be_focused()
+        # The closing source list opens the same passage, marked with every sentence citing it.
+        page.locator(".turn .sources button.cite").first.click()
+        expect(panel.locator("blockquote mark").first).to_be_visible()
+        panel.get_by_role("button", name="Close").click()
+        expect(panel).to_be_hidden()
+
+
+def test_conversations_survive_a_reload_reopen_export_and_delete(base_url) -> None:
+    ensure_document(base_url)
+    with chat_page(base_url) as page:
+        answer = ask_and_wait(page, ASK)
+        assert "[1]" in answer and "Sources:" not in answer, answer
+        listed = page.locator("#conv-list li")
+        expect(listed).to_have_count(1)
+        expect(listed.locator(".open")).to_have_text(ASK)
+
+        # A reload reopens the conversation the tab had open.
+        page.reload()
+        expect(page.locator(".turn .user")).to_have_text(ASK)
+        expect(page.locator(".turn .answer")).to_have_text(answer)
+
+        # A new conversation empties the page; after a reload the kept one is listed and reopens.
+        page.click("#new-conv")
+        expect(page.locator(".turn")).to_have_count(0)
+        page.reload()
+        expect(page.locator(".turn")).to_have_count(0)
+        expect(listed).to_have_count(1)
+        listed.locator(".open").click()
+        expect(page.locator(".turn .user")).to_have_text(ASK)
+        expect(page.locator(".turn .answer")).to_have_text(answer)
+        expect(page.locator(".turn .sources")).to_contain_text(TITLE)
+        page.locator(".turn .answer button.cite").first.click()
+        expect(page.locator("#passage blockquote mark").first).to_be_visible()
+        page.keyboard.press("Escape")
+
+        # Its messages go with the next question (this one refused, so the model is spared).
+        sent: list[dict] = []
+
+        def refuse(route: Route) -> None:
+            sent.append(route.request.post_data_json)
+            route.fulfill(status=503, json={"error": {"message": "busy", "type": "server_error"}})
+
+        page.route("**/v1/chat/completions", refuse)
+        page.fill("#question", "When was it built?")
+        page.click("#send")
+        expect(page.locator(".turn .answer").nth(1)).to_have_text("Error: busy")
+        page.unroute("**/v1/chat/completions")
+        assert [(m["role"], m["content"]) for m in sent[0]["messages"]][::2] == [
+            ("user", ASK),
+            ("user", "When was it built?"),
+        ]
+        assert sent[0]["messages"][1]["role"] == "assistant" and answer in sent[0]["messages"][1]["content"]
+
+        # Exported as Markdown: the question, the answer and its source with the passage.
+        with page.expect_download() as download:
+            page.click("#export-conv")
+        assert download.value.suggested_filename == "who-founded-the-kessaly-observatory.md"
+        markdown = Path(download.value.path()).read_text(encoding="utf-8")
+        assert markdown.startswith(f"# {ASK}\n")
+        assert f"## Question\n\n{ASK}\n" in markdown
+        assert f"## Answer\n\n{answer}\n" in markdown
+        assert f"- [1] {TITLE}\n" in markdown
+        assert f"  > {DOCUMENT}\n" in markdown
+        assert "When was it built?" not in markdown  # unanswered, so not kept
+
+        # Deleted, it is gone from the list, the page and the browser.
+        page.get_by_role("button", name=f"Delete conversation: {ASK}").click()
+        expect(listed).to_have_count(0)
+        expect(page.locator(".turn")).to_have_count(0)
+        expect(page.locator("#export-conv")).to_be_disabled()
+        page.reload()
+        expect(listed).to_have_count(0)
+        expect(page.locator(".turn")).to_have_count(0)
