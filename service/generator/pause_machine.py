@@ -137,12 +137,26 @@ def closing_events(text: str, notes: SearchNotes, **done: Any) -> Iterator[Event
     yield DoneEvent(text=text, **done)
 
 
+# A notice quotes at most this many characters of its query. A client that sends a long
+# prompt as its question (Open WebUI's title and tag tasks) would otherwise get the whole prompt,
+# its example JSON included, echoed into the reply it parses.
+NOTICE_QUERY_CHARS = 80
+
+
+def quoted(query: str) -> str:
+    """The query as a notice quotes it: whitespace folded, cut at a word near 80 characters."""
+    words = " ".join(query.split())
+    if len(words) <= NOTICE_QUERY_CHARS:
+        return words
+    return words[:NOTICE_QUERY_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def failure_notice(query: str, error: str) -> str:
-    return f'(I could not look up "{query}": {error}.)'
+    return f'(I could not look up "{quoted(query)}": {error}.)'
 
 
 def nothing_found_notice(query: str) -> str:
-    return f'(I looked up "{query}" and found nothing, so this answer has no source behind it.)'
+    return f'(I looked up "{quoted(query)}" and found nothing, so this answer has no source behind it.)'
 
 
 def join_text(before: str, after: str) -> str:

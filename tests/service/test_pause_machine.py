@@ -5,6 +5,7 @@ same answer, and each resumer puts the evidence where its engine reads it. Milli
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from query_unit.types import Evidence, Pause, QuestionSignals, TokenStep
 from retrieval.types import Passage
@@ -24,6 +25,7 @@ from service.generator.remote import RequestResumer, generate_remote
 from service.generator.sampling import SamplingParams
 from tests.scripted_model import SPECIALS, Script, ScriptedBackend
 
+DATA = Path(__file__).resolve().parents[1] / "data" / "clients"
 FOUND = Passage(text="Zorblax Quintaro was born in Vellmora.", source="doc0.md")
 
 
@@ -193,3 +195,17 @@ def test_the_remote_loop_opens_a_new_request_after_evidence_and_keeps_the_params
     assert [m["role"] for m in remote.requests[1][0]] == ["system", "user", "user"]
     done = events[-1]
     assert done.text == 'Born in Vellmora.\n\n(I could not look up "a": down.)' and done.completion_tokens == 17
+
+
+def test_a_notice_quotes_a_long_query_cut_at_a_word() -> None:
+    import json
+
+    from service.generator.pause_machine import nothing_found_notice, quoted
+
+    # Open WebUI's task prompts, as it sends them: a notice that quoted one whole echoed its
+    # example JSON, which Open WebUI then parsed as the model's tags and follow-ups.
+    for task in ("title", "tags", "follow_ups"):
+        body = json.loads((DATA / f"open_webui_{task}.json").read_text())
+        notice = nothing_found_notice(body["messages"][-1]["content"])
+        assert len(notice) < 160 and "…" in notice and "{" not in notice and "}" not in notice
+    assert quoted("  Where was   Zorblax born? ") == "Where was Zorblax born?"
