@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     backend = os.environ.get("RAGPAUSE_EMBEDDER_BACKEND") or os.environ.get("RAGPAUSE_EMBEDDER_ENGINE") or "onnx-int8"
     parser.add_argument("--backend", default=backend, choices=["torch", "onnx", "onnx-int8"])
     sub = parser.add_subparsers(dest="command", required=True)
-    p_index = sub.add_parser("index", help="index files and folders (txt, md, html, pdf)")
+    p_index = sub.add_parser(
+        "index", help="index files and folders (txt, md, html, pdf, office files, e-books, csv, images)"
+    )
     p_index.add_argument("paths", nargs="+", type=Path)
     p_index.add_argument("--quiet", action="store_true", help="no progress bar")
     p_index.set_defaults(run=cmd_index)

@@ -108,7 +108,9 @@ class PageFetcher:
                 except httpx.TransportError as exc:
                     return FetchedPage(url, error=f"connection: {exc or type(exc).__name__}")
                 try:
-                    parsed = parse_document(bytes(body), urlsplit(url).path or "page.html", media)
+                    # Off the event loop (a long PDF takes a while), and never by OCR.
+                    name = urlsplit(url).path or "page.html"
+                    parsed = await asyncio.to_thread(parse_document, bytes(body), name, media, ocr=False)
                 except UnsupportedDocument as exc:
                     return FetchedPage(url, error=f"unsupported: {exc}")
                 return FetchedPage(url, parsed.title, parsed.text, truncated)
