@@ -66,10 +66,10 @@ def generate(
     pause: Pause | None = machine.begin(question)
     while True:
         if pause is not None:
-            if counts is not None:
-                # Withdrawn at the pause, whatever the search then gives (a failed one keeps the draft).
-                counts.subtract(machine.segment[pause.keep_tokens :])
-            yield from machine.pause(pause)
+            withdrawn = machine.segment[pause.keep_tokens :]
+            resumed = yield from machine.pause(pause)
+            if resumed and counts is not None:
+                counts.subtract(withdrawn)  # they left the answer; after a failed search they stay in it
             # Resumed after the evidence, or, with nothing new to read, the draft simply goes on.
             pause = None
 

@@ -16,6 +16,7 @@ from retrieval.web_search import WebSearcher, searxng_client
 from service.generator.chat_template import ChatMessage, ChatTemplate
 from service.generator.decode_loop import GenerationParams, generate
 from service.generator.events import DoneEvent, EvidenceEvent, PauseEvent, ResumeEvent, TokenEvent
+from service.generator.sampling import SamplingParams
 from tests.scripted_model import SPECIALS, Script, ScriptedBackend
 from tests.search_server import SearchServer
 
@@ -140,3 +141,31 @@ def test_chat_markers_in_a_passage_stay_text(shelf) -> None:
     assert "pirate" in " ".join(p.text for p in next(e for e in events if isinstance(e, EvidenceEvent)).passages)
     opened, closed = backend.tokens.count(SPECIALS["<|im_start|>"]), backend.tokens.count(SPECIALS["<|im_end|>"])
     assert (opened, closed) == (4, 3), "system, user, evidence, the answer's turn: only the template's markers"
+
+
+def test_after_a_failed_search_the_draft_still_counts_for_the_penalties() -> None:
+    """The draft a failed search leaves in the answer is still the answer's: the frequency and
+    presence penalties keep counting its tokens (they used to be dropped at the pause)."""
+    seen: list[int] = []
+
+    class Counting(ScriptedBackend):
+        def step(self, sampler, banned=frozenset(), counts=None):  # type: ignore[no-untyped-def]
+            seen.append(sum(counts.values()) if counts is not None else -1)
+            return super().step(sampler, banned, counts)
+
+    script = Script(draft="Zorblax was born in Kelt.", answer="unused", needs="Vellmora", unsure=frozenset({"Kelt"}))
+    server = SearchServer([])
+    server.mode = "error500"
+    try:
+        backend = Counting(script)
+        template = ChatTemplate(backend)
+        searcher = WebSearcher(searxng_client(server.url, timeout=httpx.Timeout(1.0), retries=0))
+        unit = HeuristicUnit(UnitTools(searcher, lambda s: len(backend.tokenize(s))))
+        prompt = template.prompt([ChatMessage("user", QUESTION)], "Be brief.")
+        params = GenerationParams(sampling=SamplingParams(frequency_penalty=1e-6))
+        events = list(generate(backend, template, prompt, unit.begin_turn(QUESTION), params))
+    finally:
+        server.close()
+    assert any(isinstance(e, PauseEvent) for e in events) and "could not look up" in events[-1].text
+    # Each step sees every token kept so far: the count never falls, and at the end it is the answer.
+    assert seen == sorted(seen) and seen[-1] == events[-1].completion_tokens
