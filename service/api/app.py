@@ -26,6 +26,7 @@ from service.api.metrics import ServiceMetrics
 from service.api.requests import DocumentBatch, DocumentText
 from service.api.responses import ChatCompletionChunk
 from service.api.routes import chat, documents, search, system
+from service.mcp import http as mcp_http
 from service.runtime.ingestion import IngestionQueue
 from service.runtime.runtime import Runtime
 from service.runtime.worker import GenerationWorker
@@ -49,7 +50,8 @@ def start(app: FastAPI, runtime: Runtime) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Loads the runtime in the background (or takes the one given), so that /health answers
-    503 meanwhile; stops ingestion, then generation, at shutdown."""
+    503 meanwhile; runs the MCP endpoint's sessions; at shutdown ends them, then stops
+    ingestion, then generation."""
     state = app.state
     state.runtime = state.load_error = state.worker = state.ingestion = None
     loader = None
@@ -65,7 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 state.load_error = str(exc)
 
         loader = asyncio.create_task(load())
-    yield
+    async with state.mcp.running():
+        yield
     if loader is not None:
         loader.cancel()
     if state.ingestion is not None:
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.add_middleware(APIKeyMiddleware, server=app.state.settings.server)
     for routes in (chat, documents, search, system):
         app.include_router(routes.router)
+    app.state.mcp = mcp_http.mount(app)  # /mcp, behind the same keys
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 
