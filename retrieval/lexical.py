@@ -21,8 +21,9 @@ class LexicalIndex:
         import bm25s
 
         model = None
-        if texts:
-            tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False) if texts else None
+        # Chunks of stop words only ("0", "and the") leave no vocabulary, which bm25s cannot index.
+        if tokens is not None and tokens.vocab:
             model = bm25s.BM25()
             model.index(tokens, show_progress=False)
         with self._lock:

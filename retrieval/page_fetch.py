@@ -35,6 +35,17 @@ class FetchedPage:
         return self.error is None
 
 
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A page's bytes as served (`truncated` past the size limit), or why there are none."""
+
+    url: str
+    body: bytes = b""
+    media_type: str = "text/html"
+    truncated: bool = False
+    error: str | None = None
+
+
 async def check_url(url: str, allow_private: bool = False, allowed_networks: tuple[str, ...] = ()) -> None:
     """Raise FetchRefused unless the URL is http(s) to public addresses (or allowed networks)."""
     parts = urlsplit(url)
@@ -76,25 +87,39 @@ class PageFetcher:
         self.transport = transport
 
     async def fetch(self, url: str) -> FetchedPage:
+        """The page's title and text, parsed as an upload of its type (a search result's page)."""
+        got = await self.download(url)
+        if got.error is not None:
+            return FetchedPage(got.url, error=got.error)
         try:
-            return await asyncio.wait_for(self._fetch(url), self.deadline_s)
-        except TimeoutError:
-            return FetchedPage(url, error=f"timeout: the page took longer than {self.deadline_s:g}s")
+            # Off the event loop (a long PDF takes a while), and never by OCR.
+            name = urlsplit(got.url).path or "page.html"
+            parsed = await asyncio.to_thread(parse_document, got.body, name, got.media_type, ocr=False)
+        except UnsupportedDocument as exc:
+            return FetchedPage(got.url, error=f"unsupported: {exc}")
+        return FetchedPage(got.url, parsed.title, parsed.text, got.truncated)
 
-    async def _fetch(self, url: str) -> FetchedPage:
+    async def download(self, url: str) -> Download:
+        """The page's bytes, within the limits; its `url` is where the redirects ended."""
+        try:
+            return await asyncio.wait_for(self._download(url), self.deadline_s)
+        except TimeoutError:
+            return Download(url, error=f"timeout: the page took longer than {self.deadline_s:g}s")
+
+    async def _download(self, url: str) -> Download:
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, transport=self.transport) as client:
             for _ in range(self.max_redirects + 1):
                 try:
                     await check_url(url, self.allow_private, self.allowed_networks)
                 except FetchRefused as exc:
-                    return FetchedPage(url, error=f"refused: {exc}")
+                    return Download(url, error=f"refused: {exc}")
                 try:
                     async with client.stream("GET", url) as response:
                         if response.is_redirect and "location" in response.headers:
                             url = urljoin(url, response.headers["location"])
                             continue
                         if response.status_code >= 400:
-                            return FetchedPage(url, error=f"http_status: {response.status_code}")
+                            return Download(url, error=f"http_status: {response.status_code}")
                         body, truncated = bytearray(), False
                         async for piece in response.aiter_bytes():
                             body.extend(piece)
@@ -104,14 +129,8 @@ class PageFetcher:
                                 break
                         media = response.headers.get("content-type", "text/html")
                 except httpx.TimeoutException:
-                    return FetchedPage(url, error="timeout: no answer in time")
+                    return Download(url, error="timeout: no answer in time")
                 except httpx.TransportError as exc:
-                    return FetchedPage(url, error=f"connection: {exc or type(exc).__name__}")
-                try:
-                    # Off the event loop (a long PDF takes a while), and never by OCR.
-                    name = urlsplit(url).path or "page.html"
-                    parsed = await asyncio.to_thread(parse_document, bytes(body), name, media, ocr=False)
-                except UnsupportedDocument as exc:
-                    return FetchedPage(url, error=f"unsupported: {exc}")
-                return FetchedPage(url, parsed.title, parsed.text, truncated)
-        return FetchedPage(url, error=f"too many redirects (more than {self.max_redirects})")
+                    return Download(url, error=f"connection: {exc or type(exc).__name__}")
+                return Download(url, bytes(body), media, truncated)
+        return Download(url, error=f"too many redirects (more than {self.max_redirects})")

@@ -95,10 +95,13 @@ class RetrievalSettings(BaseSettings):
         default=0.45, description="Search the web when the best local match is below this."
     )
     web_fetch_pages: int = Field(default=0, description="Read this many top result pages in full (0: snippets only).")
-    web_fetch_max_bytes: int = 1_000_000
-    web_fetch_timeout_s: float = 5.0
+    web_fetch_max_bytes: int = Field(
+        default=1_000_000, description="A fetched page's size limit: a result page is cut there, a URL document fails."
+    )
+    web_fetch_timeout_s: float = Field(default=5.0, description="A fetched page's time limit (result or URL document).")
     web_fetch_allowed_networks: list[str] = Field(
-        default_factory=list, description="Private networks result pages may be fetched from (none by default)."
+        default_factory=list,
+        description="Private networks result pages and URL documents may be fetched from (none by default).",
     )
 
 

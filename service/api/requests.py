@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retrieval.document_index import COLLECTION_NAME
+from retrieval.web_documents import is_web_url
 from service.generator.decode_loop import GenerationParams
 from service.generator.sampling import SamplingParams
 
@@ -136,11 +137,35 @@ class ChatCompletionRequest(BaseModel):
 
 
 class DocumentText(BaseModel):
-    text: str = Field(min_length=1, description="The document's text (plain or Markdown).")
-    title: str = ""
-    source: str = Field(default="", description="Where it came from: a URL or a path, shown in citations.")
+    """A document given by its text, or by a URL that the service fetches (exactly one)."""
+
+    text: str | None = Field(default=None, min_length=1, description="The document's text (plain or Markdown).")
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="An http(s) page (or PDF, or text file) to fetch and index instead of text: its main text and "
+        "title are kept, and the URL is its source, which POST /v1/documents/{id}/refresh fetches again.",
+    )
+    title: str = Field(default="", description="Its title; default: the heading of the text, or the page's title.")
+    source: str = Field(default="", description="Where text came from: a URL or a path, shown in citations.")
     id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN, description=COLLECTION_HELP)
+
+    @field_validator("url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_web_url(value):
+            raise ValueError("url must be an http or https URL with a host")
+        return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _text_or_url(self) -> DocumentText:
+        if (self.text is None) == (self.url is None):
+            raise ValueError("give a document's text or its url (exactly one of them)")
+        if self.url is not None and self.source:
+            raise ValueError("a document fetched from a url has that url as its source: leave source out")
+        return self
 
 
 class DocumentBatch(BaseModel):

@@ -1,5 +1,5 @@
-"""An upload's body read into documents to index: JSON text (one or a batch) or multipart
-files, within the size and count limits, each checked before anything is queued."""
+"""An upload's body read into documents to index: JSON text or URLs (one or a batch) or
+multipart files, within the size and count limits, each checked before anything is queued."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from retrieval.page_fetch import PageFetcher
 from retrieval.parsing import UnsupportedDocument, media_type_for
 from service.api.errors import APIError
 from service.api.requests import DocumentBatch, DocumentText
 from service.runtime.ingestion import Upload
+from service.settings import Settings
 
 UPLOAD_SCHEMA = {
     "requestBody": {
@@ -51,8 +53,9 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def json_uploads(body: bytes, collection: str) -> list[Upload]:
-    """The documents of a JSON upload, each in its own `collection`, else the batch's, else `collection`."""
+def json_uploads(body: bytes, collection: str, fetcher: PageFetcher) -> list[Upload]:
+    """The documents of a JSON upload, each in its own `collection`, else the batch's, else
+    `collection`; a document given by `url` is fetched with `fetcher`, in the job."""
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -66,21 +69,34 @@ def json_uploads(body: bytes, collection: str) -> list[Upload]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or None
-        raise APIError(400, f"{where or 'body'}: {first['msg']}", param=where, code="invalid_value") from None
-    if len(documents) == 1 and not documents[0].text.strip():
+        message = first["msg"].removeprefix("Value error, ")
+        raise APIError(400, f"{where or 'body'}: {message}", param=where, code="invalid_value") from None
+    if len(documents) == 1 and documents[0].text is not None and not documents[0].text.strip():
         raise APIError(400, "the document's text is empty", param="text")
-    # Each is read in the job, where one that cannot be read fails alone.
+    # Each is read (or fetched) in the job, where one that cannot be fails alone.
     return [
         Upload(
-            _printable(d.title or d.source or d.id or "") or f"document {n + 1}",
+            _printable(d.title or d.source or d.url or d.id or "") or f"document {n + 1}",
             text=d.text,
             title=d.title,
             source=d.source,
             doc_id=d.id,
             collection=d.collection or collection,
+            url=d.url,
+            fetcher=fetcher if d.url is not None else None,
         )
         for n, d in enumerate(documents)
     ]
+
+
+def url_fetcher(settings: Settings) -> PageFetcher:
+    """The guard URL documents are fetched through: the limits and allow-list web pages have."""
+    retrieval = settings.retrieval
+    return PageFetcher(
+        max_bytes=retrieval.web_fetch_max_bytes,
+        timeout_s=retrieval.web_fetch_timeout_s,
+        allowed_networks=tuple(retrieval.web_fetch_allowed_networks),
+    )
 
 
 def _printable(name: str) -> str:

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from retrieval.document_index import DocumentIndex, DocumentInput, read_document
+from retrieval.page_fetch import PageFetcher
 from retrieval.store import DEFAULT_COLLECTION
+from retrieval.web_documents import fetch_document
 from service.runtime.text_checks import text_problem
 
 JobStatus = Literal["queued", "running", "done", "failed", "interrupted"]
@@ -33,8 +35,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Upload:
-    """One document as received: raw bytes to parse (a file) or text with its fields (JSON).
-    It is read in the job, so a document that cannot be read fails alone."""
+    """One document as received: raw bytes to parse (a file), text with its fields (JSON), or a
+    URL to fetch with `fetcher` (JSON). It is read in the job, so a document that cannot be read
+    (or fetched) fails alone, and a slow page never holds the request."""
 
     name: str
     data: bytes | None = None
@@ -44,11 +47,15 @@ class Upload:
     source: str = ""
     doc_id: str | None = None
     collection: str = DEFAULT_COLLECTION
+    url: str | None = None
+    fetcher: PageFetcher | None = None
 
     def read(self) -> DocumentInput:
         return replace(self._parse(), collection=self.collection)
 
     def _parse(self) -> DocumentInput:
+        if self.url is not None:
+            return self._fetch(self.url)
         if self.text is None:
             assert self.data is not None
             return read_document(self.data, self.name, self.media_type, source=self.name)
@@ -59,6 +66,20 @@ class Upload:
         # Text is read as Markdown (plain text is Markdown too): a heading gives the title.
         parsed = read_document(self.text.encode("utf-8"), None, "text/markdown", source=self.source, doc_id=self.doc_id)
         return replace(parsed, title=self.title or parsed.title)
+
+    def _fetch(self, url: str) -> DocumentInput:
+        """The page as a document kept under the URL asked for, which its refresh fetches again
+        (where redirects ended may change; the id, derived from the source, must not)."""
+        assert self.fetcher is not None
+        for what, value in (("title", self.title), ("url", url)):
+            problem = text_problem(value, f"its {what}")
+            if problem:
+                raise ValueError(problem)
+        page = fetch_document(self.fetcher, url)
+        problem = text_problem(page.text, "the page's text") or text_problem(page.title, "the page's title")
+        if problem:
+            raise ValueError(problem)
+        return DocumentInput(page.text, self.title or page.title, url, self.doc_id, page.media_type)
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The chat page in headless Chromium (Debian's, driven by Playwright): add a document through
-the page, ask about what it defines, and see the pause, the search and the source drawn; stop
-a long answer midway and go on chatting; open the passage a citation cites, with the citing
-sentence's words marked; keep conversations in the browser across reloads, reopen, export and
-delete them."""
+the page, ask about what it defines, and see the pause, the search and the source drawn; add one
+by URL and see why the default guard refused it; stop a long answer midway and go on chatting;
+open the passage a citation cites, with the citing sentence's words marked; keep conversations
+in the browser across reloads, reopen, export and delete them."""
 
 from __future__ import annotations
 
@@ -69,6 +69,16 @@ def test_the_page_shows_the_pause_the_search_and_the_source(base_url) -> None:
         sources = page.locator(".turn .sources")
         expect(sources).to_contain_text("Kessaly Observatory", timeout=60_000)
         expect(page.locator(".turn .answer")).to_contain_text("Ashgrove")
+
+
+def test_the_page_adds_a_page_by_its_url_and_says_why_one_is_refused(base_url) -> None:
+    # This service keeps the default guard: a loopback URL is refused, and the page says why.
+    with chat_page(base_url) as page:
+        page.click("#add-doc summary")
+        page.fill("#doc-url", "http://127.0.0.1:9/notes")
+        page.click("#doc-add")
+        refused = "refused: 127.0.0.1 resolves to a non-public address"
+        expect(page.locator("#doc-status")).to_contain_text(refused, timeout=60_000)
 
 
 def test_stop_ends_the_answer_frees_its_slot_and_the_chat_goes_on(base_url, llama_backend) -> None:

@@ -1,5 +1,5 @@
-"""Document routes: upload (JSON text or multipart files), list, read and delete documents, and
-follow the background jobs that index uploads."""
+"""Document routes: upload (JSON text or URLs, or multipart files), list, read, refresh (a URL's)
+and delete documents, and follow the background jobs that index uploads."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from retrieval.document_index import check_collection
+from retrieval.web_documents import is_web_url
 from service.api.access import require_read, require_write, search_scope
 from service.api.deps import IngestionDep, PrincipalDep, RuntimeDep, SettingsDep
 from service.api.errors import APIError, error_body
@@ -25,7 +26,8 @@ from service.api.responses import (
     Job,
     JobFailure,
 )
-from service.api.uploads import UPLOAD_SCHEMA, file_uploads, json_uploads, read_limited
+from service.api.uploads import UPLOAD_SCHEMA, file_uploads, json_uploads, read_limited, url_fetcher
+from service.runtime.ingestion import IngestionJob, IngestionQueue, Upload
 
 router = APIRouter(tags=["documents"])
 DEFAULT = "default"
@@ -37,6 +39,13 @@ UPLOAD_RESPONSES = {
     413: {"model": ErrorResponse, "description": "too large, or too many documents"},
     415: {"model": ErrorResponse, "description": "neither JSON nor multipart, or a file type that cannot be read"},
     422: {"model": JobFailure, "description": "no document in the upload could be read"},
+    **ERRORS,
+    503: {"model": JobFailure, "description": "the service stopped during the job (or is still loading)"},
+}
+REFRESH_RESPONSES = {
+    201: {"model": Job, "description": "fetched: the finished job, its result 'replaced' or 'unchanged'"},
+    202: {"model": Job, "description": "queued behind other jobs: poll the job at `Location`"},
+    422: {"model": JobFailure, "description": "the page could not be fetched or read now (the document is kept)"},
     **ERRORS,
     503: {"model": JobFailure, "description": "the service stopped during the job (or is still loading)"},
 }
@@ -56,7 +65,7 @@ async def upload(
     if kind == "multipart/form-data":
         uploads = await file_uploads(request, body, limits.max_upload_files, collection)
     elif kind in ("application/json", ""):
-        uploads = json_uploads(body, collection)
+        uploads = json_uploads(body, collection, url_fetcher(settings))
     else:
         raise APIError(415, f"send JSON or multipart/form-data, not {kind}", code="unsupported_media_type")
     if len(uploads) > limits.max_upload_files:
@@ -66,7 +75,45 @@ async def upload(
         check_name(name)
         require_write(principal, name)
     job = jobs.submit(uploads, owner=principal.name)
-    if len(body) > limits.upload_wait_bytes or not await jobs.wait(job, limits.upload_wait_seconds):
+    wait = 0.0 if len(body) > limits.upload_wait_bytes else limits.upload_wait_seconds
+    return await job_answer(jobs, job, wait, "files" if kind == "multipart/form-data" else "documents")
+
+
+@router.post("/v1/documents/{doc_id}/refresh", status_code=201, responses=REFRESH_RESPONSES)
+async def refresh_document(
+    doc_id: str,
+    runtime: RuntimeDep,
+    jobs: IngestionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    collection: str = COLLECTION,
+) -> JSONResponse:
+    """Fetch a document's URL source again, in a job answered as an upload's: changed text
+    replaces its chunks ("replaced"), the same text changes nothing ("unchanged"), and a page
+    that cannot be fetched now leaves the document as it was (422). Its title stays."""
+    require_write(principal, collection)
+    record = await asyncio.to_thread(runtime.index.get, doc_id, collection)
+    if record is None:
+        raise APIError(404, f"no document {doc_id!r}", "not_found_error", param="doc_id")
+    if not is_web_url(record.source):
+        message = f"document {doc_id!r} was not fetched from a URL (its source is {record.source or 'empty'!r})"
+        raise APIError(400, message, param="doc_id", code="no_url_source")
+    refresh = Upload(
+        record.source,
+        title=record.title,
+        doc_id=doc_id,
+        collection=collection,
+        url=record.source,
+        fetcher=url_fetcher(settings),
+    )
+    job = jobs.submit([refresh], owner=principal.name)
+    return await job_answer(jobs, job, settings.server.upload_wait_seconds, "doc_id")
+
+
+async def job_answer(jobs: IngestionQueue, job: IngestionJob, wait: float, param: str) -> JSONResponse:
+    """A submitted job's answer: 201 once done within `wait` seconds, else 202 to poll; 422 when
+    no document could be read (each one's reason), 503 when the service stopped during it."""
+    if wait <= 0 or not await jobs.wait(job, wait):
         location = {"Location": f"/v1/documents/jobs/{job.id}"}
         return JSONResponse(Job.of(job).model_dump(mode="json"), status_code=202, headers=location)
     if job.status == "interrupted":  # the service is stopping
@@ -77,7 +124,6 @@ async def upload(
     if job.status == "failed":
         reasons = "; ".join(f"{r['name']}: {r.get('error', '')}" for r in job.results if r["status"] == "failed")
         message = f"{job.error}: {reasons}" if reasons else str(job.error)
-        param = "files" if kind == "multipart/form-data" else "documents"
         error = error_body(message, "invalid_request_error", param, "unreadable_document").error
         return JSONResponse(JobFailure(error=error, job=Job.of(job)).model_dump(mode="json"), status_code=422)
     return JSONResponse(Job.of(job).model_dump(mode="json"), status_code=201)
