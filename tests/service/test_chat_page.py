@@ -247,3 +247,44 @@ def test_conversations_survive_a_reload_reopen_export_and_delete(base_url) -> No
         page.reload()
         expect(listed).to_have_count(0)
         expect(page.locator(".turn")).to_have_count(0)
+
+
+def test_the_page_picks_collections_to_search_and_one_to_add_to(base_url) -> None:
+    made = httpx.post(
+        base_url + "/v1/documents",
+        params={"collection": "team-b"},
+        json={"text": "The Drellish Lighthouse stands on the cape of Ombravik.", "id": "drellish"},
+        timeout=60,
+    )
+    assert made.status_code == 201, made.text
+    with chat_page(base_url) as page:
+        page.click("#collections-box summary")
+        box = page.locator("#collections label")
+        expect(box.filter(has_text="team-b (1)")).to_have_count(1)
+        expect(box.filter(has_text="default")).to_have_count(1)
+        box.filter(has_text="team-b").locator("input").check()
+
+        sent: list[dict] = []
+
+        def refuse(route: Route) -> None:  # the request is what is tested: the model is spared
+            sent.append(route.request.post_data_json)
+            route.fulfill(status=503, json={"error": {"message": "busy", "type": "server_error"}})
+
+        page.route("**/v1/chat/completions", refuse)
+        page.fill("#question", "Where is the Drellish Lighthouse?")
+        page.click("#send")
+        expect(page.locator(".turn .answer").last).to_have_text("Error: busy")
+        assert sent[0]["collections"] == ["team-b"]
+
+        # A document added through the page goes to the collection picked for it.
+        page.click("#add-doc summary")
+        page.select_option("#doc-collection", "team-b")
+        page.fill("#doc-text", "The Corvane bell rings at dawn in Tessaly.")
+        page.click("#doc-add")
+        expect(page.locator("#doc-status")).to_contain_text("added")
+        listed = httpx.get(base_url + "/v1/documents", params={"collection": "team-b"}).json()["data"]
+        assert sorted(d["title"] for d in listed) == [
+            "The Corvane bell rings at dawn in Tessaly.",
+            "The Drellish Lighthouse stands on the cape of Ombravik.",
+        ]
+        expect(box.filter(has_text="team-b (2)")).to_have_count(1)
