@@ -2,6 +2,8 @@
 
 SQLite is the truth; the FAISS index and the BM25 index are derived from it and rebuilt
 when missing or stale. A document is acknowledged only after its transaction commits.
+Opened with another embedder than the one its vectors come from, the index re-embeds its
+chunks in the background and searches the old vectors meanwhile (retrieval/reembedding.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -19,10 +22,12 @@ import numpy as np
 
 from retrieval.chunking import Chunk, chunk_text
 from retrieval.embedder import Embedder
+from retrieval.embedder_spec import EmbedderSpec, spec_of
 from retrieval.faiss_index import VectorIndex
 from retrieval.fusion import DENSE_WEIGHT, score_fusion
 from retrieval.lexical import LexicalIndex
 from retrieval.parsing import SUPPORTED, parse_document
+from retrieval.reembedding import Progress, Reembedder
 from retrieval.store import DEFAULT_COLLECTION, DocumentRecord, DocumentWrite, NewChunk, Store
 from retrieval.types import Passage
 
@@ -98,9 +103,16 @@ class DocumentIndex:
         hnsw_threshold: int = 50_000,
         chunk_words: int = 150,
         dense_weight: float = DENSE_WEIGHT,
+        reembed_batch: int = 16,
+        reembed_pause_s: float = 0.05,
+        reembed_in_background: bool = True,
     ) -> None:
+        """`embedder`: the one to index with. If the stored vectors come from another, a
+        re-embedding is set up in `self.reembedding`, and started on a thread unless
+        `reembed_in_background` is False (then the caller runs it)."""
         self.data_dir = Path(data_dir)
         self.embedder = embedder
+        self._spec = spec_of(embedder)
         self.chunk_words = chunk_words
         # The dense share of the fused score (retrieval/fusion.py says how it was chosen).
         self.dense_weight = dense_weight
@@ -111,33 +123,129 @@ class DocumentIndex:
         self._lexical = LexicalIndex()
         self._lexical_lock = threading.Lock()
         self._allowed: dict[tuple[str, ...], tuple[int, np.ndarray]] = {}  # collections -> (generation, chunk ids)
-        self._check_embedder()
+        # While a re-embedding runs: the embedder of the vectors searched (None: it cannot be
+        # loaded), and one lock for a write and the switch (see _writing).
+        self._query_embedder: Embedder | None = embedder
+        self._vector_dim = embedder.dim
+        self._write_lock = threading.RLock()
+        self.reembedding: Reembedder | None = None
+        self._open_embedder(reembed_batch, reembed_pause_s)
         self.vectors = self._load_or_rebuild_vectors()
+        if self.reembedding is not None and reembed_in_background:
+            self.reembedding.start()
 
     # --- start-up ------------------------------------------------------------------------
-    def _check_embedder(self) -> None:
-        name = f"{Path(self.embedder.model_name).name}:{self.embedder.dim}"
-        stored = self.store.get_meta("embedder")
-        if stored is None:
-            self.store.set_meta("embedder", name)
-        elif stored != name:
-            raise RuntimeError(
-                f"{self.store.path} was built with embedder {stored}, not {name}; "
-                "use another data directory or re-index"
-            )
+    def _open_embedder(self, batch: int, pause_s: float) -> None:
+        """Compare the embedder given with the one the stored vectors come from; when they
+        differ, set up the re-embedding (resumed if one towards this embedder was under way)."""
+        record, pending = self.store.get_meta("embedder"), self.store.get_meta("next_embedder")
+        recorded = EmbedderSpec.parse(record) if record else None
+        if recorded is None or self.store.counts()[1] == 0:  # no vector to keep
+            if pending:
+                self.store.abandon_reembedding()
+            self.store.set_meta("embedder", self._spec.to_json())
+            return
+        if recorded.same_vectors(self._spec):
+            if recorded != self._spec:  # moved, or a record from before backends: now current
+                self.store.set_meta("embedder", self._spec.to_json())
+            if pending:
+                log.warning("abandoning the re-embedding towards %s: started with %s again", pending, recorded.label)
+                self.store.abandon_reembedding()
+                self._fill_placeholders()
+            return
+        target = EmbedderSpec.parse(pending) if pending else None
+        if target is not None and target.same_vectors(self._spec):
+            done, total = self.store.reembedding_progress()
+            log.info("resuming the re-embedding towards %s: %d of %d chunks done", self._spec.label, done, total)
+        else:
+            self.store.begin_reembedding(self._spec.to_json())
+        old = self._load_recorded(recorded)
+        self._query_embedder, self._vector_dim = old, recorded.dim
+        self.reembedding = Reembedder(
+            self.store,
+            recorded,
+            self._spec,
+            self._reembedding_embedder,
+            self._switch_embedder,
+            dense=old is not None,
+            batch=batch,
+            pause_s=pause_s,
+        )
+
+    def _load_recorded(self, spec: EmbedderSpec) -> Embedder | None:
+        """The embedder the stored vectors come from, to embed queries until the switch;
+        None when it cannot be loaded as it was (search is lexical only meanwhile)."""
+        try:
+            if spec.legacy:
+                raise ValueError("its record names no path or backend")
+            old = Embedder(spec.model, spec.backend, self.embedder.cache_root)  # type: ignore[arg-type]
+            if spec_of(old).same_vectors(spec):
+                return old
+            reason = "its model's weights changed"
+        except Exception as exc:  # a model gone, or unreadable: every way it fails is handled alike
+            reason = str(exc)
+        log.warning(
+            "the index's embedder %s cannot be loaded (%s): search is lexical only until %s has re-embedded it",
+            spec.label,
+            reason,
+            self._spec.label,
+        )
+        return None
+
+    def _reembedding_embedder(self) -> Embedder:
+        """The new model again, on one ONNX thread: all the work stays on the re-embedding's
+        own low-priority thread. (torch's threads are per process: its shared model is used.)"""
+        e = self.embedder
+        if e.backend == "torch":
+            return e
+        return Embedder(e.model_name, e.backend, e.cache_root, e.batch_size, threads=1)
+
+    def _switch_embedder(self) -> bool:
+        """The next vectors take over (one transaction), FAISS is rebuilt from them alone, and
+        queries go to the new embedder; False while some chunk still lacks its next vector."""
+        with self._write_lock:
+            if not self.store.switch_vectors(self._spec.to_json()):
+                return False
+            vectors = self._vectors_from_store(self.embedder.dim)
+            with self._lock:
+                self.vectors, self._vector_dim, self._query_embedder = vectors, self.embedder.dim, self.embedder
+            self.save()
+            self.reembedding = None
+        return True
+
+    def _fill_placeholders(self) -> None:
+        """Chunks added while the old embedder could not be loaded have no vector of its: now
+        that it is back (a re-embedding was abandoned), they get one."""
+        while batch := self.store.chunks_to_embed(0, 256, placeholders=True):
+            self.store.set_vectors([c.id for c in batch], self.embedder.encode([c.embedding_text() for c in batch]))
 
     def _load_or_rebuild_vectors(self) -> VectorIndex:
         generation = self.store.generation()
         loaded = VectorIndex.load(self._vector_path, generation, hnsw_threshold=self._hnsw_threshold)
-        if loaded is not None:
+        if loaded is not None and loaded.dim == self._vector_dim:
             return loaded
-        index = VectorIndex(self.embedder.dim, hnsw_threshold=self._hnsw_threshold)
-        for ids, vectors in self.store.iter_vectors():
-            index.add(ids, vectors)
-        log.info("rebuilt the vector index from the store: %d chunks", len(index))
+        index = self._vectors_from_store(self._vector_dim)
         if generation:
             index.save(self._vector_path, generation)
         return index
+
+    def _vectors_from_store(self, dim: int) -> VectorIndex:
+        index = VectorIndex(dim, hnsw_threshold=self._hnsw_threshold)
+        for ids, vectors in self.store.iter_vectors():
+            index.add(ids, vectors)
+        log.info("rebuilt the vector index from the store: %d chunks", len(index))
+        return index
+
+    def _writing(self) -> AbstractContextManager[object]:
+        """While a re-embedding runs, writes and the switch go one at a time: a batch embedded
+        for the old vectors must not commit after the switch, and the FAISS index rebuilt by
+        the switch must not miss a delete. (Without one, none can start in this process.)"""
+        return self._write_lock if self.reembedding is not None else nullcontext()
+
+    def reembedding_progress(self) -> Progress | None:
+        """{done, total, from, to} while a re-embedding runs; None otherwise."""
+        job = self.reembedding
+        return job.progress() if job is not None and not job.finished else None
 
     # --- writes --------------------------------------------------------------------------
     def add_text(
@@ -203,30 +311,37 @@ class DocumentIndex:
         # A given title is embedded with each chunk: chunks far into a document still say what
         # it is about. A missing one is shown as the first line but not embedded twice.
         texts = [f"{d.title}\n{c.text}" if d.title else c.text for _, d, _, _, _, chunks in pending for c in chunks]
-        vectors = self.embedder.encode(texts)
-        writes, at = [], 0
-        for _, document, doc_id, digest, _, chunks in pending:
-            mine = vectors[at : at + len(chunks)]
-            at += len(chunks)
-            title = document.title or document.text.strip().splitlines()[0][:80]
-            writes.append(
-                DocumentWrite(
-                    stored_id(document.collection, doc_id),
-                    digest,
-                    title,
-                    document.source,
-                    document.media_type,
-                    len(document.text.strip()),
-                    [NewChunk(n, c.text, c.start, c.end, v) for n, (c, v) in enumerate(zip(chunks, mine))],
-                    document.collection,
+        with self._writing():
+            # During a re-embedding: the old embedder's vectors (none when it is gone) for
+            # search now, and the new one's for the switch.
+            current = self._query_embedder
+            vectors = current.encode(texts) if current is not None else [None] * len(texts)
+            upcoming = self.embedder.encode(texts) if self.reembedding is not None else [None] * len(texts)
+            writes, at = [], 0
+            for _, document, doc_id, digest, _, chunks in pending:
+                mine = zip(chunks, vectors[at : at + len(chunks)], upcoming[at : at + len(chunks)])
+                at += len(chunks)
+                title = document.title or document.text.strip().splitlines()[0][:80]
+                writes.append(
+                    DocumentWrite(
+                        stored_id(document.collection, doc_id),
+                        digest,
+                        title,
+                        document.source,
+                        document.media_type,
+                        len(document.text.strip()),
+                        [NewChunk(n, c.text, c.start, c.end, v, u) for n, (c, v, u) in enumerate(mine)],
+                        document.collection,
+                        titled=bool(document.title),
+                    )
                 )
-            )
-        changes = self.store.put_documents(writes)
-        with self._lock:
-            for (slot, _, doc_id, _, replaced, _), write, (removed, added) in zip(pending, writes, changes):
-                self.vectors.remove(removed)
-                self.vectors.add(np.asarray(added, np.int64), np.stack([c.vector for c in write.chunks]))
-                results[slot] = IngestResult(doc_id, "replaced" if replaced else "added", write.title, len(added))
+            changes = self.store.put_documents(writes)
+            with self._lock:
+                for (slot, _, doc_id, _, replaced, _), write, (removed, added) in zip(pending, writes, changes):
+                    self.vectors.remove(removed)
+                    if current is not None:
+                        self.vectors.add(np.asarray(added, np.int64), np.stack([c.vector for c in write.chunks]))
+                    results[slot] = IngestResult(doc_id, "replaced" if replaced else "added", write.title, len(added))
         return [r for r in results if r is not None]
 
     def add_bytes(
@@ -276,9 +391,10 @@ class DocumentIndex:
         record = self.store.get_document(key)
         if record is None or record.collection != collection:
             return False
-        removed = self.store.delete_document(key)
-        with self._lock:
-            self.vectors.remove(removed)
+        with self._writing():
+            removed = self.store.delete_document(key)
+            with self._lock:
+                self.vectors.remove(removed)
         return True
 
     def save(self) -> None:
@@ -287,6 +403,8 @@ class DocumentIndex:
             self.vectors.save(self._vector_path, self.store.generation())
 
     def close(self) -> None:
+        if self.reembedding is not None:
+            self.reembedding.stop()
         self.save()
         self.store.close()
 
@@ -322,6 +440,7 @@ class DocumentIndex:
             "vectors": len(self.vectors),
             "index_kind": self.vectors.kind,
             "generation": self.store.generation(),
+            "embedder": self._spec.label if self.reembedding is None else self.reembedding.source.label,
         }
 
     def search(
@@ -337,12 +456,16 @@ class DocumentIndex:
         if allowed is not None and len(allowed) == 0:
             return []
         depth = max(50, 4 * k)
-        query_vector = self.embedder.encode([query])
+        with self._lock:  # the query and the vectors it is compared with come from one embedder
+            embedder, vectors = self._query_embedder, self.vectors
+        if embedder is None:
+            mode = "lexical"  # re-embedding without the old embedder: no query vector for its vectors
+        query_vector = embedder.encode([query])[0] if embedder is not None else None
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
-        if mode in ("hybrid", "dense"):
+        if mode in ("hybrid", "dense") and query_vector is not None:
             with self._lock:
-                scores, ids = self.vectors.search(query_vector, depth, allowed=allowed)
+                scores, ids = vectors.search(query_vector[None], depth, allowed=allowed)
             dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         if mode in ("hybrid", "lexical"):
             self._refresh_lexical()
@@ -351,7 +474,7 @@ class DocumentIndex:
             ranked = score_fusion([dense, lexical], weights=[self.dense_weight, 1.0 - self.dense_weight])[:k]
         else:
             ranked = (dense or lexical)[:k]
-        return self._passages(ranked, query_vector[0])
+        return self._passages(ranked, query_vector, vectors)
 
     def _chunks_in(self, collections: list[str] | None) -> np.ndarray | None:
         """Chunk ids of these collections (None: no restriction), cached until the store changes."""
@@ -374,12 +497,19 @@ class DocumentIndex:
             if self._lexical.generation != generation:
                 self._lexical.rebuild(generation, ids, texts)
 
-    def _passages(self, ranked: list[tuple[int, float]], query_vector: np.ndarray) -> list[Passage]:
+    def _passages(
+        self, ranked: list[tuple[int, float]], query_vector: np.ndarray | None, vectors: VectorIndex
+    ) -> list[Passage]:
         records = self.store.chunks_by_id([i for i, _ in ranked])
-        with self._lock:
-            found = [i for i, _ in ranked if i in records]
-            vectors = self.vectors.reconstruct(found)
-        similarity = dict(zip(found, (vectors @ query_vector).tolist())) if found else {}
+        similarity: dict[int, float] = {}
+        if query_vector is not None:
+            with self._lock:
+                for i, _ in ranked:
+                    if i in records:
+                        try:
+                            similarity[i] = float(vectors.reconstruct([i])[0] @ query_vector)
+                        except RuntimeError:  # a lexical hit without a vector yet
+                            pass
         return [
             Passage(
                 text=r.text,
@@ -388,7 +518,7 @@ class DocumentIndex:
                 score=score,
                 doc_id=public_id(r.doc_id, r.collection),
                 chunk_id=r.id,
-                similarity=similarity[i],
+                similarity=similarity.get(i),
                 start=r.start,
                 end=r.end,
                 collection=r.collection,

@@ -31,10 +31,15 @@ class Embedder:
         backend: EmbedderBackend = "onnx-int8",
         cache_root: Path | None = None,
         batch_size: int = 32,
+        threads: int | None = None,
     ) -> None:
+        """`threads`: ONNX Runtime's threads (default: every core this process may use); one
+        keeps all the work on the calling thread, whose priority the caller may lower."""
         self.model_name = model or default_embedder_path()
         self.backend = backend
         self.batch_size = batch_size
+        self.cache_root = cache_root or Path("index_data") / "embedders"
+        self.threads = threads
         if backend == "torch":
             from sentence_transformers import SentenceTransformer
 
@@ -42,7 +47,7 @@ class Embedder:
             dimension = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
             self.dim = int(dimension())
             return
-        self._init_onnx(cache_root or Path("index_data") / "embedders", int8=backend == "onnx-int8")
+        self._init_onnx(self.cache_root, int8=backend == "onnx-int8")
 
     def _init_onnx(self, cache_root: Path, int8: bool) -> None:
         import onnxruntime as ort
@@ -61,7 +66,7 @@ class Embedder:
         pooling = _read_json(folder / "1_Pooling" / "config.json")
         self._cls_pooling = bool(pooling.get("pooling_mode_cls_token"))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = len(os.sched_getaffinity(0)) or 1
+        options.intra_op_num_threads = self.threads or len(os.sched_getaffinity(0)) or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle worker threads sleep instead of spinning: beside llama.cpp on the same cores,
         # spinning threads stall the generator (measured in bench/load.py).

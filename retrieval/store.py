@@ -2,7 +2,8 @@
 
 Every change is one transaction that also bumps a generation number; the FAISS file
 records the generation it was built from, so a stale or half-written index is detected
-and rebuilt from here.
+and rebuilt from here. While the embedder changes, `next_vectors` holds the new embedder's
+vectors beside the current ones (retrieval/reembedding.py says how they take over).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ CREATE TABLE IF NOT EXISTS documents (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     metadata TEXT NOT NULL DEFAULT '{}',
-    collection TEXT NOT NULL DEFAULT 'default'
+    collection TEXT NOT NULL DEFAULT 'default',
+    titled INTEGER
 );
 CREATE INDEX IF NOT EXISTS documents_hash ON documents(content_hash);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -42,11 +44,18 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS next_vectors (
+    chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+    vector BLOB NOT NULL
+);
 """
 # Added after the first release: a store from before it gets the column, every document in "default".
 _COLLECTIONS = """
 ALTER TABLE documents ADD COLUMN collection TEXT NOT NULL DEFAULT 'default';
 """
+# Whether a document's chunks were embedded with its title (1) or not (0); NULL: a document
+# from before the column, whose re-embedding infers it (see ChunkToEmbed.embedding_text).
+_TITLED = "ALTER TABLE documents ADD COLUMN titled INTEGER;"
 _COLLECTION_INDEX = "CREATE INDEX IF NOT EXISTS documents_collection ON documents(collection, content_hash);"
 DEFAULT_COLLECTION = "default"
 _DOCUMENT_COLUMNS = (
@@ -88,7 +97,27 @@ class NewChunk:
     text: str
     start: int
     end: int
-    vector: np.ndarray
+    vector: np.ndarray | None  # None: none yet in the current embedder's space (stored empty)
+    next_vector: np.ndarray | None = None  # the next embedder's, while a re-embedding runs
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkToEmbed:
+    id: int
+    text: str
+    title: str
+    titled: bool | None
+    first_chunk: str | None  # the document's first chunk, when `titled` is unknown
+
+    def embedding_text(self) -> str:
+        """What an ingestion embeds for this chunk: its document's title and the chunk when
+        the title was given, else the chunk alone. A document from before `titled` was
+        recorded had no title given when its title is its first line (that is the default)."""
+        titled = self.titled
+        if titled is None:
+            lines = (self.first_chunk or "").splitlines()
+            titled = self.title != (lines[0][:80] if lines else "")
+        return f"{self.title}\n{self.text}" if titled else self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +130,7 @@ class DocumentWrite:
     n_chars: int
     chunks: list[NewChunk]
     collection: str = DEFAULT_COLLECTION
+    titled: bool = False  # the chunks were embedded with the title
 
 
 class Store:
@@ -114,6 +144,8 @@ class Store:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
             if "collection" not in columns:
                 conn.executescript(_COLLECTIONS)
+            if "titled" not in columns:
+                conn.executescript(_TITLED)
             conn.execute(_COLLECTION_INDEX)
 
     def _connect(self) -> sqlite3.Connection:
@@ -224,11 +256,11 @@ class Store:
         return {r[0]: ChunkRecord(*r) for r in rows}
 
     def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of every chunk, in batches, from one consistent snapshot."""
+        """(ids, vectors) of every chunk that has one, in batches, from one consistent snapshot."""
         conn = sqlite3.connect(self.path, timeout=30)
         try:
             conn.execute("BEGIN")
-            cursor = conn.execute("SELECT id, vector FROM chunks ORDER BY id")
+            cursor = conn.execute("SELECT id, vector FROM chunks WHERE length(vector) > 0 ORDER BY id")
             while rows := cursor.fetchmany(batch):
                 ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
                 vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
@@ -276,9 +308,9 @@ class Store:
                 created = conn.execute("SELECT created_at FROM documents WHERE id=?", (w.doc_id,)).fetchone()
                 conn.execute("DELETE FROM chunks WHERE doc_id=?", (w.doc_id,))
                 conn.execute(
-                    "INSERT OR REPLACE INTO documents "
-                    "(id, content_hash, title, source, media_type, n_chars, created_at, updated_at, collection) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO documents (id, content_hash, title, source, media_type, "
+                    "n_chars, created_at, updated_at, collection, titled) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         w.doc_id,
                         w.content_hash,
@@ -289,6 +321,7 @@ class Store:
                         created[0] if created else now,
                         now,
                         w.collection,
+                        int(w.titled),
                     ),
                 )
                 added = []
@@ -301,10 +334,15 @@ class Store:
                             chunk.text,
                             chunk.start,
                             chunk.end,
-                            np.asarray(chunk.vector, dtype=np.float32).tobytes(),
+                            _blob(chunk.vector),
                         ),
                     )
                     added.append(int(cursor.lastrowid))
+                    if chunk.next_vector is not None:
+                        conn.execute(
+                            "INSERT INTO next_vectors (chunk_id, vector) VALUES (?, ?)",
+                            (cursor.lastrowid, _blob(chunk.next_vector)),
+                        )
                 results.append((removed, added))
             if writes:
                 self._bump(conn)
@@ -319,6 +357,71 @@ class Store:
             if deleted:
                 self._bump(conn)
         return removed if deleted else []
+
+    # --- re-embedding: see retrieval/reembedding.py ----------------------------------------
+    def reembedding_progress(self) -> tuple[int, int]:
+        """(chunks with their next vector, chunks)."""
+        row = self._connect().execute("SELECT (SELECT COUNT(*) FROM next_vectors), (SELECT COUNT(*) FROM chunks)")
+        done, total = row.fetchone()
+        return int(done), int(total)
+
+    def chunks_to_embed(self, after: int, limit: int, placeholders: bool = False) -> list[ChunkToEmbed]:
+        """Up to `limit` chunks with ids above `after`, ascending, that still lack a next vector
+        (with `placeholders`: that lack a current one)."""
+        missing = (
+            "length(c.vector) = 0"
+            if placeholders
+            else "NOT EXISTS (SELECT 1 FROM next_vectors n WHERE n.chunk_id=c.id)"
+        )
+        rows = self._connect().execute(
+            "SELECT c.id, c.text, d.title, d.titled, CASE WHEN d.titled IS NULL THEN "
+            "(SELECT f.text FROM chunks f WHERE f.doc_id=d.id ORDER BY f.seq LIMIT 1) END "
+            f"FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id > ? AND {missing} ORDER BY c.id LIMIT ?",
+            (after, limit),
+        )
+        return [ChunkToEmbed(r[0], r[1], r[2], None if r[3] is None else bool(r[3]), r[4]) for r in rows]
+
+    def begin_reembedding(self, target: str) -> None:
+        """Start towards the embedder `target` (a record): next vectors from any other are dropped."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM next_vectors")
+            _put_meta(conn, "next_embedder", target)
+
+    def abandon_reembedding(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM next_vectors")
+            conn.execute("DELETE FROM meta WHERE key='next_embedder'")
+
+    def put_next_vectors(self, ids: list[int], vectors: np.ndarray) -> None:
+        """One batch of next vectors, one transaction; a chunk deleted meanwhile is skipped.
+        The generation stays: the current vectors, which FAISS holds, did not change."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO next_vectors (chunk_id, vector) SELECT id, ? FROM chunks WHERE id=?",
+                [(_blob(v), i) for i, v in zip(ids, vectors)],
+            )
+
+    def switch_vectors(self, embedder: str) -> bool:
+        """Every chunk's next vector becomes its vector and `embedder` is recorded, in one
+        transaction; False, and nothing changed, while some chunk still lacks its next vector."""
+        with self._transaction() as conn:
+            missing = conn.execute(
+                "SELECT 1 FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM next_vectors n WHERE n.chunk_id=c.id) LIMIT 1"
+            ).fetchone()
+            if missing:
+                return False
+            conn.execute("UPDATE chunks SET vector=(SELECT n.vector FROM next_vectors n WHERE n.chunk_id=chunks.id)")
+            conn.execute("DELETE FROM next_vectors")
+            conn.execute("DELETE FROM meta WHERE key='next_embedder'")
+            _put_meta(conn, "embedder", embedder)
+            self._bump(conn)
+        return True
+
+    def set_vectors(self, ids: list[int], vectors: np.ndarray) -> None:
+        """Give chunks their current vectors (those stored without one)."""
+        with self._transaction() as conn:
+            conn.executemany("UPDATE chunks SET vector=? WHERE id=?", [(_blob(v), i) for i, v in zip(ids, vectors)])
+            self._bump(conn)
 
     def set_meta(self, key: str, value: str) -> None:
         with self._write_lock:
@@ -336,6 +439,15 @@ class Store:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _put_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _blob(vector: np.ndarray | None) -> bytes:
+    """A vector as stored; no vector is an empty blob (the column is NOT NULL)."""
+    return b"" if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
 
 
 def _document(row: tuple) -> DocumentRecord:

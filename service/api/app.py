@@ -38,10 +38,16 @@ log = logging.getLogger(__name__)
 def start(app: FastAPI, runtime: Runtime) -> None:
     """The loaded runtime goes to work: its generation slots and its ingestion queue."""
     ingestion = IngestionQueue(runtime.index, jobs_dir=app.state.settings.data_dir / "jobs")
+
+    def sharing() -> bool:
+        """Another thread of ours holds a core: an ingestion job, or a re-embedding."""
+        job = runtime.index.reembedding
+        return ingestion.running or (job is not None and not job.finished)
+
     app.state.worker = GenerationWorker(
         runtime.slots,
         cached_tokens=lambda backend: backend.tokens,
-        before_step=lambda backend: backend.share_cores(ingestion.running),
+        before_step=lambda backend: backend.share_cores(sharing()),
     )
     app.state.ingestion = ingestion
     app.state.runtime = runtime

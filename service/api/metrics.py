@@ -44,6 +44,9 @@ class ServiceMetrics:
         self.queued = Gauge("ragpause_queued", "Answers waiting for a slot.", registry=r)
         self.ingestion_queued = Gauge("ragpause_ingestion_queued", "Ingestion jobs waiting.", registry=r)
         self.chunks = Gauge("ragpause_index_chunks", "Chunks in the local index.", registry=r)
+        # Both 0 unless the index is re-embedding for a new embedder.
+        self.reembed_done = Gauge("ragpause_reembed_done", "Chunks re-embedded for the new embedder.", registry=r)
+        self.reembed_total = Gauge("ragpause_reembed_total", "Chunks to re-embed for the new embedder.", registry=r)
 
     async def observe(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Pass an answer's events through, counting them."""
@@ -75,10 +78,20 @@ class ServiceMetrics:
             if close is not None:
                 await close()  # a client that left frees its slot now, not at garbage collection
 
-    def exposition(self, active: int, waiting: int, ingestion_waiting: int, chunks: Callable[[], int]) -> bytes:
-        """The text format, with the gauges read now."""
+    def exposition(
+        self,
+        active: int,
+        waiting: int,
+        ingestion_waiting: int,
+        chunks: Callable[[], int],
+        reembedding: Callable[[], tuple[int, int] | None] = lambda: None,
+    ) -> bytes:
+        """The text format, with the gauges read now (`reembedding`: done and total, or None)."""
         self.generating.set(active)
         self.queued.set(waiting)
         self.ingestion_queued.set(ingestion_waiting)
         self.chunks.set(chunks())
+        done, total = reembedding() or (0, 0)
+        self.reembed_done.set(done)
+        self.reembed_total.set(total)
         return generate_latest(self.registry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.store import DocumentRecord
 from retrieval.types import Passage
@@ -326,6 +326,20 @@ class SearchResults(BaseModel):
 
 
 # --- service --------------------------------------------------------------------------------
+class Reembedding(BaseModel):
+    """The index is re-embedding its chunks for a new embedder: search uses the old one's
+    vectors until `done` reaches `total` (retrieval/reembedding.py)."""
+
+    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
+
+    done: int = Field(description="Chunks that have their new vector.")
+    total: int = Field(description="Chunks in the index.")
+    from_: str = Field(alias="from", description="The embedder search uses until the switch.")
+    to: str = Field(description="The embedder being switched to.")
+    dense: bool = Field(description="False when the old embedder could not be loaded: search is lexical only.")
+    error: str | None = extra("Why the re-embedding stopped; it resumes at the next start.")
+
+
 class Health(BaseModel):
     """`ok` with the queues' lengths; `loading` or `error` (with why) answer 503."""
 
@@ -333,6 +347,7 @@ class Health(BaseModel):
     generating: int | None = extra("Answers holding a generation slot.")
     queued: int | None = extra("Answers waiting for a slot.")
     ingestion_queued: int | None = extra("Ingestion jobs waiting.")
+    reembedding: Reembedding | None = extra("Present while the index re-embeds for a new embedder.")
     error: str | None = extra("Why loading failed.")
 
 

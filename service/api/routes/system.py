@@ -9,7 +9,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from service.api.deps import IngestionDep, MetricsDep, RuntimeDep, WorkerDep
 from service.api.metrics import CONTENT_TYPE
-from service.api.responses import Health
+from service.api.responses import Health, Reembedding
+from service.runtime.runtime import Runtime
 
 router = APIRouter(tags=["service"])
 CHAT_PAGE = (Path(__file__).resolve().parents[2] / "static" / "chat.html").read_text(encoding="utf-8")
@@ -25,7 +26,11 @@ async def prometheus(runtime: RuntimeDep, worker: WorkerDep, ingestion: Ingestio
     def chunks() -> int:  # read only when scraped
         return runtime.index.store.counts()[1]
 
-    text = metrics.exposition(worker.active, worker.waiting, ingestion.waiting, chunks)
+    def reembedding() -> tuple[int, int] | None:
+        progress = runtime.index.reembedding_progress()
+        return (progress.done, progress.total) if progress is not None else None
+
+    text = metrics.exposition(worker.active, worker.waiting, ingestion.waiting, chunks, reembedding)
     return Response(text, media_type=CONTENT_TYPE)
 
 
@@ -38,9 +43,27 @@ async def health(request: Request) -> JSONResponse:
         return _health(Health(status="loading"), 503)
     worker = state.worker
     reply = Health(
-        status="ok", generating=worker.active, queued=worker.waiting, ingestion_queued=state.ingestion.waiting
+        status="ok",
+        generating=worker.active,
+        queued=worker.waiting,
+        ingestion_queued=state.ingestion.waiting,
+        reembedding=_reembedding(state.runtime),
     )
     return _health(reply, 200)
+
+
+def _reembedding(runtime: Runtime) -> Reembedding | None:
+    progress = runtime.index.reembedding_progress()
+    if progress is None:
+        return None
+    return Reembedding(
+        done=progress.done,
+        total=progress.total,
+        from_=progress.source,
+        to=progress.target,
+        dense=progress.dense,
+        error=progress.error,
+    )
 
 
 def _health(reply: Health, status: int) -> JSONResponse:
