@@ -134,7 +134,9 @@ class KeyGrant(BaseModel):
     key: SecretStr
     name: str = Field(min_length=1, max_length=64, description="Who holds it: shown in logs and job owners.")
     read: list[str] = Field(default_factory=lambda: ["default"], description="Collections it may search and list.")
-    write: list[str] = Field(default_factory=list, description="Collections it may upload to and delete from.")
+    write: list[str] = Field(
+        default_factory=list, description="Collections it may upload to and delete from (and so also read)."
+    )
 
     @field_validator("key")
     @classmethod
@@ -191,6 +193,9 @@ class ServerSettings(BaseSettings):
         keys += [self.api_key.get_secret_value()] if self.api_key else []
         if len(set(keys)) != len(keys):
             raise ValueError("two API keys are the same: each key must name one holder")
+        names = [g.name for g in self.api_keys]
+        if len(set(names)) != len(names) or {"admin", "anyone"} & set(names):
+            raise ValueError("each key needs a name of its own, and not 'admin' or 'anyone': jobs belong to names")
         return self
 
     @property

@@ -24,11 +24,16 @@ class Principal:
     write: frozenset[str]
 
     @property
+    def reads_all(self) -> bool:
+        return EVERY in self.read or EVERY in self.write
+
+    @property
     def admin(self) -> bool:
         return EVERY in self.read and EVERY in self.write
 
     def may_read(self, collection: str) -> bool:
-        return EVERY in self.read or collection in self.read
+        """Reading is granted by name, and comes with writing: a key sees what it may change."""
+        return EVERY in self.read or collection in self.read or self.may_write(collection)
 
     def may_write(self, collection: str) -> bool:
         return EVERY in self.write or collection in self.write
@@ -67,4 +72,6 @@ def search_scope(principal: Principal, asked: list[str] | None) -> list[str] | N
     one it may read (None: the whole index)."""
     if asked:
         return sorted({require_read(principal, c) for c in asked})
-    return None if EVERY in principal.read else sorted(principal.read)
+    if principal.reads_all:
+        return None
+    return sorted(principal.read | principal.write)

@@ -123,3 +123,19 @@ def test_writing_needs_write_access_and_jobs_belong_to_their_key(base_url) -> No
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
     bad = httpx.post(base_url + "/v1/documents", params={"collection": "Team B"}, json=text, headers=as_key("key-b"))
     assert bad.status_code == 400
+
+
+def test_a_grant_to_write_a_collection_lets_its_key_read_it_and_names_are_unique() -> None:
+    from pydantic import ValidationError
+
+    from service.api.access import Principal, require_write, search_scope
+    from service.settings import Settings
+
+    writer = Principal("w", frozenset(), frozenset({"inbox"}))
+    assert writer.may_read("inbox") and require_write(writer, "inbox") == "inbox"
+    assert search_scope(writer, None) == ["inbox"] and not writer.may_read("default")
+    assert search_scope(Principal("all", frozenset(), frozenset({"*"})), None) is None
+    with pytest.raises(ValidationError, match="name of its own"):
+        Settings(api_keys=[{"key": "k1", "name": "team"}, {"key": "k2", "name": "team"}])
+    with pytest.raises(ValidationError, match="the same"):
+        Settings(api_key="k1", api_keys=[{"key": "k1", "name": "team"}])

@@ -156,7 +156,7 @@ async def list_documents(
 async def list_collections(runtime: RuntimeDep, principal: PrincipalDep) -> CollectionList:
     """The collections this key may read, with what they hold (a writable one may be empty)."""
     held = {name: (documents, chunks) for name, documents, chunks in await asyncio.to_thread(runtime.index.collections)}
-    names = set(held) if "*" in principal.read else set(principal.read)
+    names = set(held) if principal.reads_all else set(principal.read)
     names |= {DEFAULT} if principal.may_read(DEFAULT) else set()
     names |= {c for c in principal.write if c != "*" and principal.may_read(c)}
     data = [
