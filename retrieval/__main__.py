@@ -24,7 +24,7 @@ def _open(args: argparse.Namespace):
 def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from retrieval.document_index import expand_paths
+    from retrieval.ingest_plan import expand_paths
 
     index = _open(args)
     files = expand_paths(args.paths)

@@ -7,6 +7,7 @@ exceeds ~200: everything in it is embedded. Neighbouring chunks share one senten
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _ABBREVIATIONS = frozenset(
@@ -77,3 +78,19 @@ def chunk_text(text: str, target_words: int = 150, max_words: int = 200, overlap
             break
         i = max(j - overlap_sentences, i + 1)
     return chunks
+
+
+def join_chunks(rows: Iterable[tuple[str, int, int]]) -> str:
+    """A document again from its chunks' (text, start, end), in order: overlaps are dropped by
+    their offsets, and a gap between two chunks becomes one space."""
+    out: list[str] = []
+    upto = 0
+    for text, start, end in rows:
+        if end <= upto:
+            continue
+        skip = max(0, upto - start)
+        if start > upto and out:
+            out.append(" ")
+        out.append(text[skip:])
+        upto = end
+    return "".join(out)

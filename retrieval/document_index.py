@@ -8,91 +8,44 @@ chunks in the background and searches the old vectors meanwhile (retrieval/reemb
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from retrieval.chunking import Chunk, chunk_text
+from retrieval import ingest_plan
 from retrieval.embedder import Embedder
 from retrieval.embedder_spec import EmbedderSpec, spec_of
 from retrieval.faiss_index import VectorIndex
 from retrieval.fusion import DENSE_WEIGHT, score_fusion
+from retrieval.index_protocol import CollectionSearcher, SearchMode
+from retrieval.ingest_plan import (
+    DocumentInput,
+    IngestResult,
+    identify,
+    plan_batch,
+    public_id,
+    read_document,
+    stored_id,
+)
 from retrieval.lexical import LexicalIndex
-from retrieval.parsing import SUPPORTED, parse_document
 from retrieval.reembedding import Progress, Reembedder
 from retrieval.store import DEFAULT_COLLECTION, DocumentRecord, DocumentWrite, NewChunk, Store
 from retrieval.types import Passage
 
 log = logging.getLogger(__name__)
-SearchMode = Literal["hybrid", "dense", "lexical"]
-IngestStatus = Literal["added", "replaced", "unchanged", "duplicate"]
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    doc_id: str
-    status: IngestStatus
-    title: str
-    n_chunks: int
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentInput:
-    text: str
-    title: str = ""
-    source: str = ""
-    doc_id: str | None = None
-    media_type: str = "text/plain"
-    collection: str = DEFAULT_COLLECTION
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
-
-
-COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-def check_collection(name: str) -> str:
-    """A collection's name as given, or ValueError: lowercase letters, digits, '-' and '_'."""
-    if not COLLECTION_NAME.match(name):
-        raise ValueError(f"{name!r} is not a collection name: 1 to 64 of a-z, 0-9, '-' and '_', starting alphanumeric")
-    return name
-
-
-def stored_id(collection: str, doc_id: str) -> str:
-    """The store's key for a document: its id, scoped by its collection. Collections keep their
-    ids apart (two teams may both upload "handbook"); the default collection's documents keep
-    their plain ids, as stores from before collections have them."""
-    return doc_id if collection == DEFAULT_COLLECTION else f"{collection}/{doc_id}"
-
-
-def public_id(record_id: str, collection: str) -> str:
-    """A document's id as its collection's users know it (the store's key without its scope)."""
-    return record_id if collection == DEFAULT_COLLECTION else record_id.split("/", 1)[1]
 
 
 def _public(record: DocumentRecord) -> DocumentRecord:
     return replace(record, id=public_id(record.id, record.collection))
 
 
-class CollectionSearcher:
-    """The index seen through some of its collections: what one API key may search."""
-
-    def __init__(self, index: DocumentIndex, collections: list[str]) -> None:
-        self.index = index
-        self.collections = collections
-
-    def search(self, query: str, k: int = 4) -> list[Passage]:
-        return self.index.search(query, k, collections=self.collections)
+def _public_or_none(record: DocumentRecord | None) -> DocumentRecord | None:
+    return _public(record) if record is not None else None
 
 
 class DocumentIndex:
@@ -247,6 +200,11 @@ class DocumentIndex:
         job = self.reembedding
         return job.progress() if job is not None and not job.finished else None
 
+    def reembedding_running(self) -> bool:
+        """Whether a re-embedding thread works now: cheap (no count), read at every generation step."""
+        job = self.reembedding
+        return job is not None and not job.finished
+
     # --- writes --------------------------------------------------------------------------
     def add_text(
         self,
@@ -279,38 +237,13 @@ class DocumentIndex:
         return results
 
     def _add_batch(self, documents: list[DocumentInput]) -> list[IngestResult]:
-        results: list[IngestResult | None] = []
-        pending: list[tuple[int, DocumentInput, str, str, bool, list[Chunk]]] = []
-        claimed: dict[str, str] = {}  # content hash -> doc id, within this batch
-        for document in documents:
-            text = document.text.strip()
-            if not text:
-                raise ValueError("the document has no text")
-            digest = content_hash(text)
-            collection = check_collection(document.collection)
-            doc_id = document.doc_id or hashlib.sha256((document.source or digest).encode()).hexdigest()[:16]
-            existing = self.store.get_document(stored_id(collection, doc_id))
-            if existing is not None and existing.content_hash == digest:
-                results.append(IngestResult(doc_id, "unchanged", existing.title, existing.n_chunks))
-                continue
-            # Content already indexed under another id is a duplicate, unless the caller named
-            # an id: a later GET or DELETE of that id must find it. Collections never share.
-            if existing is None and document.doc_id is None:
-                same = self.store.find_by_hash(digest, collection)
-                if same is not None:
-                    results.append(IngestResult(public_id(same.id, collection), "duplicate", same.title, same.n_chunks))
-                    continue
-                if (collection, digest) in claimed:
-                    results.append(IngestResult(claimed[collection, digest], "duplicate", document.title, 0))
-                    continue
-            claimed[collection, digest] = doc_id
-            chunks = chunk_text(text, target_words=self.chunk_words, max_words=int(self.chunk_words * 4 / 3))
-            pending.append((len(results), document, doc_id, digest, existing is not None, chunks))
-            results.append(None)
-
-        # A given title is embedded with each chunk: chunks far into a document still say what
-        # it is about. A missing one is shown as the first line but not embedded twice.
-        texts = [f"{d.title}\n{c.text}" if d.title else c.text for _, d, _, _, _, chunks in pending for c in chunks]
+        plan = plan_batch(
+            identify(documents),
+            lambda item: self.store.get_document(stored_id(item.collection, item.doc_id)),
+            lambda digest, collection: _public_or_none(self.store.find_by_hash(digest, collection)),
+            self.chunk_words,
+        )
+        texts = plan.texts()
         with self._writing():
             # During a re-embedding: the old embedder's vectors (none when it is gone) for
             # search now, and the new one's for the switch.
@@ -318,31 +251,32 @@ class DocumentIndex:
             vectors = current.encode(texts) if current is not None else [None] * len(texts)
             upcoming = self.embedder.encode(texts) if self.reembedding is not None else [None] * len(texts)
             writes, at = [], 0
-            for _, document, doc_id, digest, _, chunks in pending:
+            for planned in plan.writes:
+                item, chunks = planned.item, planned.chunks
                 mine = zip(chunks, vectors[at : at + len(chunks)], upcoming[at : at + len(chunks)])
                 at += len(chunks)
-                title = document.title or document.text.strip().splitlines()[0][:80]
                 writes.append(
                     DocumentWrite(
-                        stored_id(document.collection, doc_id),
-                        digest,
-                        title,
-                        document.source,
-                        document.media_type,
-                        len(document.text.strip()),
+                        stored_id(item.collection, item.doc_id),
+                        item.digest,
+                        planned.title,
+                        item.document.source,
+                        item.document.media_type,
+                        len(item.document.text.strip()),
                         [NewChunk(n, c.text, c.start, c.end, v, u) for n, (c, v, u) in enumerate(mine)],
-                        document.collection,
-                        titled=bool(document.title),
+                        item.collection,
+                        titled=bool(item.document.title),
                     )
                 )
             changes = self.store.put_documents(writes)
             with self._lock:
-                for (slot, _, doc_id, _, replaced, _), write, (removed, added) in zip(pending, writes, changes):
+                for planned, write, (removed, added) in zip(plan.writes, writes, changes):
                     self.vectors.remove(removed)
                     if current is not None:
                         self.vectors.add(np.asarray(added, np.int64), np.stack([c.vector for c in write.chunks]))
-                    results[slot] = IngestResult(doc_id, "replaced" if replaced else "added", write.title, len(added))
-        return [r for r in results if r is not None]
+                    status = "replaced" if planned.replaces else "added"
+                    plan.results[planned.slot] = IngestResult(planned.item.doc_id, status, write.title, len(added))
+        return plan.done()
 
     def add_bytes(
         self,
@@ -366,22 +300,7 @@ class DocumentIndex:
     ) -> list[IngestResult]:
         """Index files and folders (recursively, supported types only), in batches; then save
         the vector file. Files that cannot be read are reported to `progress` and skipped."""
-        results: list[IngestResult] = []
-        files = expand_paths(paths)
-        for start in range(0, len(files), batch_size):
-            batch, names = [], []
-            for path in files[start : start + batch_size]:
-                try:
-                    batch.append(read_document(path.read_bytes(), path.name, source=str(path)))
-                    names.append(path)
-                except (ValueError, OSError) as exc:
-                    if progress:
-                        progress(path, exc)
-            done = self.add_documents(batch, batch_size=batch_size)
-            results.extend(done)
-            if progress:
-                for path, result in zip(names, done):
-                    progress(path, result)
+        results = ingest_plan.add_paths(self.add_documents, paths, progress, batch_size)
         self.save()
         return results
 
@@ -431,6 +350,9 @@ class DocumentIndex:
     def scoped(self, collections: list[str] | None) -> DocumentIndex | CollectionSearcher:
         """A searcher over these collections only (None: the whole index)."""
         return self if collections is None else CollectionSearcher(self, collections)
+
+    def chunk_count(self) -> int:
+        return self.store.counts()[1]
 
     def stats(self) -> dict[str, int | str]:
         documents, chunks = self.store.counts()
@@ -526,28 +448,3 @@ class DocumentIndex:
             for i, score in ranked
             if (r := records.get(i)) is not None
         ]
-
-
-def read_document(
-    data: bytes,
-    filename: str | None = None,
-    media_type: str | None = None,
-    *,
-    source: str = "",
-    doc_id: str | None = None,
-) -> DocumentInput:
-    """Parse uploaded bytes into a document ready to index; ValueError if unreadable or empty."""
-    parsed = parse_document(data, filename, media_type)
-    if not parsed.text.strip():
-        raise ValueError(f"{filename or 'the document'} has no text")
-    return DocumentInput(parsed.text, parsed.title, source or filename or "", doc_id, parsed.media_type)
-
-
-def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    out: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED))
-        else:
-            out.append(path)
-    return out

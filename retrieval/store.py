@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.chunking import join_chunks
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
@@ -222,16 +224,7 @@ class Store:
             .execute('SELECT text, start, "end" FROM chunks WHERE doc_id=? ORDER BY seq', (doc_id,))
             .fetchall()
         )
-        out, upto = [], 0
-        for text, start, end in rows:
-            if end <= upto:
-                continue
-            skip = max(0, upto - start)
-            if start > upto and out:
-                out.append(" ")
-            out.append(text[skip:])
-            upto = end
-        return "".join(out)
+        return join_chunks(rows)
 
     def counts(self) -> tuple[int, int]:
         conn = self._connect()

@@ -81,6 +81,17 @@ class RetrievalSettings(BaseSettings):
         "vectors everywhere.",
     )
     hnsw_threshold: int = Field(default=50_000, description="Switch from exact to HNSW search above this many chunks.")
+    index: Literal["faiss", "milvus"] = Field(
+        default="faiss",
+        description="faiss: the embedded index (SQLite, FAISS, BM25) under the data dir. milvus: documents, chunks "
+        "and vectors in Milvus (RAGPAUSE_MILVUS_URI), which several replicas can share.",
+    )
+    milvus_uri: str | None = Field(
+        default=None,
+        description="A .db file for milvus-lite (in this process), or http(s)://host:19530 for a Milvus server; "
+        "default: <data_dir>/milvus.db.",
+    )
+    milvus_token: SecretStr | None = Field(default=None, description="A Milvus server's token (user:password or key).")
 
     # Web search: used when set and the local index has nothing close enough.
     web_search_url: str | None = Field(default=None, description="SearxNG base URL, or a JSON search endpoint URL.")
@@ -103,6 +114,14 @@ class RetrievalSettings(BaseSettings):
         default_factory=list,
         description="Private networks result pages and URL documents may be fetched from (none by default).",
     )
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _milvus_uri_names_a_file_or_server(cls, uri: str | None) -> str | None:
+        """pymilvus opens milvus-lite only for a path ending in .db: say so at start, not at first use."""
+        if uri is None or uri.endswith(".db") or uri.startswith(("http://", "https://", "tcp://", "unix:")):
+            return uri
+        raise ValueError("give a milvus-lite file ending in .db, or a server's http(s)://host:port")
 
 
 class QueryUnitSettings(BaseSettings):
@@ -267,3 +286,8 @@ class Settings(BaseSettings):
     def starter_dir(self) -> Path:
         chosen = self.retrieval.starter_corpus
         return chosen if chosen is not None else self.data_dir / "starter"
+
+    def milvus_location(self) -> str:
+        """Where the Milvus index is: RAGPAUSE_MILVUS_URI, else a milvus-lite file in the data dir."""
+        chosen = self.retrieval.milvus_uri
+        return chosen if chosen is not None else str(self.data_dir / "milvus.db")

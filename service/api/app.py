@@ -41,8 +41,7 @@ def start(app: FastAPI, runtime: Runtime) -> None:
 
     def sharing() -> bool:
         """Another thread of ours holds a core: an ingestion job, or a re-embedding."""
-        job = runtime.index.reembedding
-        return ingestion.running or (job is not None and not job.finished)
+        return ingestion.running or runtime.index.reembedding_running()
 
     app.state.worker = GenerationWorker(
         runtime.slots,

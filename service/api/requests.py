@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from retrieval.document_index import COLLECTION_NAME
+from retrieval.ingest_plan import COLLECTION_NAME
 from retrieval.web_documents import is_web_url
 from service.generator.decode_loop import GenerationParams
 from service.generator.sampling import SamplingParams

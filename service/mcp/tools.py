@@ -14,7 +14,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field, ValidationError
 
-from retrieval.document_index import check_collection
+from retrieval.ingest_plan import check_collection
 from service.answer.completions import CompletionBuilder, collect
 from service.api.access import Principal, require_write, search_scope
 from service.api.chat_input import read_chat

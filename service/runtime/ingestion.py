@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from retrieval.document_index import DocumentIndex, DocumentInput, read_document
+from retrieval.index_protocol import KnowledgeIndex
+from retrieval.ingest_plan import DocumentInput, read_document
 from retrieval.page_fetch import PageFetcher
 from retrieval.store import DEFAULT_COLLECTION
 from retrieval.web_documents import fetch_document
@@ -190,7 +191,7 @@ class IngestionQueue:
     too where a folder is given."""
 
     def __init__(
-        self, index: DocumentIndex, batch_size: int = 64, keep: int = 1000, jobs_dir: Path | None = None
+        self, index: KnowledgeIndex, batch_size: int = 64, keep: int = 1000, jobs_dir: Path | None = None
     ) -> None:
         self.index = index
         self.batch_size = batch_size

@@ -17,6 +17,7 @@ from query_unit.turn import TurnConfig, UnitTools
 from query_unit.types import FollowUp
 from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
+from retrieval.index_protocol import KnowledgeIndex
 from retrieval.page_fetch import PageFetcher
 from retrieval.routing import RoutedSearcher
 from retrieval.types import Searcher
@@ -46,7 +47,7 @@ class Runtime:
         self,
         settings: Settings,
         backend: Backend,
-        index: DocumentIndex,
+        index: KnowledgeIndex,
         web: Searcher | None = None,
         more_slots: Sequence[Backend] = (),
         remote: RemoteGenerator | None = None,
@@ -134,7 +135,7 @@ class Runtime:
         embedder = Embedder(
             settings.retrieval.embedder_path, settings.retrieval.embedder_backend, settings.data_dir / "embedders"
         )
-        index = DocumentIndex(settings.data_dir, embedder, hnsw_threshold=settings.retrieval.hnsw_threshold)
+        index = local_index(settings, embedder)
         starter = settings.starter_dir()
         if starter.is_dir():
             # Unchanged files are recognised by their content hash: only the first start indexes them.
@@ -187,6 +188,16 @@ class Runtime:
             question = question_signals(scorer, prompt, span, scores)
         system_prompt = self.settings.model.system_prompt
         yield from generate_remote(self.remote, messages, system_prompt, turn, params, question)
+
+
+def local_index(settings: Settings, embedder: Embedder) -> KnowledgeIndex:
+    """The index settings.retrieval.index names: the embedded one under the data dir, or Milvus."""
+    if settings.retrieval.index == "milvus":
+        from retrieval.milvus_index import MilvusIndex  # pymilvus loads only when it is used
+
+        token = settings.retrieval.milvus_token
+        return MilvusIndex(settings.milvus_location(), embedder, token=token.get_secret_value() if token else None)
+    return DocumentIndex(settings.data_dir, embedder, hnsw_threshold=settings.retrieval.hnsw_threshold)
 
 
 def remote_generator(settings: Settings) -> RemoteGenerator | None:

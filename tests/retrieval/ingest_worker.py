@@ -1,5 +1,5 @@
-"""Run as a subprocess by the crash test: ingests documents and prints `ACK <id>` after each
-acknowledgement, until killed."""
+"""Run as a subprocess by the crash tests: ingests documents and prints `ACK <id>` after each
+acknowledgement, until killed. A seventh argument `milvus` ingests into milvus-lite instead."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from retrieval.document_index import DocumentIndex, DocumentInput
 from retrieval.embedder import Embedder
+from retrieval.milvus_index import MilvusIndex
 
 
 def main() -> None:
@@ -18,7 +19,11 @@ def main() -> None:
         int(sys.argv[4]),
         int(sys.argv[5]),
     )
-    index = DocumentIndex(data_dir, Embedder(cache_root=cache), hnsw_threshold=int(sys.argv[6]))
+    embedder = Embedder(cache_root=cache)
+    if sys.argv[7:] == ["milvus"]:
+        index = MilvusIndex(str(data_dir / "milvus.db"), embedder)
+    else:
+        index = DocumentIndex(data_dir, embedder, hnsw_threshold=int(sys.argv[6]))
     print("READY", flush=True)
     for start in range(first, first + count, batch):
         docs = [

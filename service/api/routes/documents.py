@@ -8,7 +8,7 @@ import asyncio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from retrieval.document_index import check_collection
+from retrieval.ingest_plan import check_collection
 from retrieval.web_documents import is_web_url
 from service.api.access import require_read, require_write, search_scope
 from service.api.deps import IngestionDep, PrincipalDep, RuntimeDep, SettingsDep

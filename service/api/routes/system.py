@@ -24,7 +24,7 @@ async def chat_page() -> HTMLResponse:
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(runtime: RuntimeDep, worker: WorkerDep, ingestion: IngestionDep, metrics: MetricsDep) -> Response:
     def chunks() -> int:  # read only when scraped
-        return runtime.index.store.counts()[1]
+        return runtime.index.chunk_count()
 
     def reembedding() -> tuple[int, int] | None:
         progress = runtime.index.reembedding_progress()

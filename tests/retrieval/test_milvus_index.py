@@ -1,0 +1,165 @@
+"""What only the Milvus index has: writes without transactions (a write or delete cut short, a
+kill -9), the embedder record, safe filters, and the settings that choose it."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from retrieval.document_index import DocumentIndex
+from retrieval.embedder import Embedder
+from retrieval.ingest_plan import DocumentInput
+from retrieval.milvus_index import MilvusIndex
+from retrieval.milvus_schema import literal, one_of
+from service.runtime.runtime import local_index
+from service.settings import Settings
+from tests.conftest import REPO
+
+EELS = "Zorblax Quintaro studies glass eels. He was born in 1987 in the harbour town of Vellmora."
+MOVED = EELS.replace("Vellmora", "Brisk Harbour")
+
+
+@pytest.fixture()
+def index(tmp_path, embedder):
+    index = MilvusIndex(str(tmp_path / "milvus.db"), embedder)
+    yield index
+    index.close()
+
+
+def shown(index: MilvusIndex) -> set[str]:
+    """Every text a search shows, in any mode."""
+    return {p.text for mode in ("dense", "lexical", "hybrid") for p in index.search("Quintaro born", 10, mode)}
+
+
+def test_a_replacement_cut_short_shows_only_the_old_version_until_written_again(index, monkeypatch) -> None:
+    index.add_documents([DocumentInput(EELS, "Quintaro", doc_id="q")])
+
+    def killed(*args, **kwargs):
+        raise ConnectionError("killed before the document row was written")
+
+    monkeypatch.setattr(index.client, "upsert", killed)
+    with pytest.raises(ConnectionError):
+        index.add_documents([DocumentInput(MOVED, "Quintaro", doc_id="q")])
+    # The new chunks were inserted, but no row names them: nothing of them is shown.
+    assert index.chunk_count() == 2 and shown(index) == {EELS}
+    assert index.text("q") == EELS and index.get("q").n_chunks == 1 and index.collections() == [("default", 1, 1)]
+    monkeypatch.undo()
+    assert index.add_documents([DocumentInput(MOVED, "Quintaro", doc_id="q")])[0].status == "replaced"
+    assert index.chunk_count() == 1 and shown(index) == {MOVED}  # the leftover went with the old version
+
+
+def test_a_delete_cut_short_hides_the_document_at_once(index, monkeypatch) -> None:
+    index.add_documents([DocumentInput(EELS, "Quintaro", doc_id="q")])
+    delete = index.client.delete
+
+    def only_the_row(table, **kwargs):
+        if table.endswith("_chunks"):
+            raise ConnectionError("killed after the row was deleted")
+        return delete(table, **kwargs)
+
+    monkeypatch.setattr(index.client, "delete", only_the_row)
+    with pytest.raises(ConnectionError):
+        index.delete("q")
+    monkeypatch.undo()
+    assert index.get("q") is None and index.text("q") == "" and shown(index) == set() and index.chunk_count() == 1
+    assert index.add_documents([DocumentInput(MOVED, "Quintaro", doc_id="q")])[0].status == "added"
+    assert index.chunk_count() == 1 and shown(index) == {MOVED}
+
+
+def test_acknowledged_documents_survive_kill_9(tmp_path, embedder) -> None:
+    rng = random.Random(16)
+    acked: set[str] = set()
+    cache = REPO / "index_data" / "embedders"
+    worker = [sys.executable, "-m", "tests.retrieval.ingest_worker", str(tmp_path), str(cache)]
+    for round_ in range(2):
+        proc = subprocess.Popen(
+            [*worker, str(round_ * 5000), "5000", "8", "0", "milvus"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert proc.stdout.readline().strip() == "READY"
+        deadline = time.monotonic() + rng.uniform(1.0, 3.0)
+        before = len(acked)
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("ACK "):
+                acked.add(line.split()[1])
+            elif line.strip() == "DONE" or not line:
+                break
+        proc.send_signal(signal.SIGKILL)
+        for line in proc.stdout:
+            if line.startswith("ACK "):
+                acked.add(line.split()[1])
+        proc.wait(timeout=30)
+        assert before < len(acked) < 5000 * (round_ + 1), f"round {round_}: not killed mid-ingestion"
+
+        index = MilvusIndex(str(tmp_path / "milvus.db"), embedder)  # the dead process's lock is no obstacle
+        try:
+            stored = {d.id for d in index.list(limit=20_000)}
+            assert acked <= stored, f"lost after kill -9: {sorted(acked - stored)[:5]}"
+            # A batch cut short may leave chunks no row names, never a row without its chunks.
+            assert index.chunk_count() >= len(stored) == index.count()
+            for doc_id in rng.sample(sorted(acked), 5):
+                record = index.get(doc_id)
+                text = index.text(doc_id)
+                assert record.n_chunks == 1 and text.startswith(f"Document {doc_id.split('-')[1]} describes")
+                assert doc_id in {h.doc_id for h in index.search(f"{record.title}\n{text}", k=20, mode="dense")}
+        finally:
+            index.close()
+
+
+class OtherEmbedder:
+    """The same vectors under another name: what the index records is another embedder."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.model_name, self.backend, self.dim = "/nowhere/other-model", "onnx", embedder.dim
+        self.encode = embedder.encode
+
+
+def test_vectors_of_another_embedder_are_refused_unless_there_are_none(tmp_path, embedder) -> None:
+    uri = str(tmp_path / "milvus.db")
+    first = MilvusIndex(uri, embedder)
+    first.add_documents([DocumentInput(EELS, doc_id="q")])
+    first.close()
+    with pytest.raises(RuntimeError, match="re-embedding on Milvus is not supported yet"):
+        MilvusIndex(uri, OtherEmbedder(embedder))  # type: ignore[arg-type]
+    emptied = MilvusIndex(uri, embedder)
+    assert emptied.delete("q") and emptied.reembedding_progress() is None and not emptied.reembedding_running()
+    emptied.close()
+    other = MilvusIndex(uri, OtherEmbedder(embedder))  # type: ignore[arg-type]
+    assert other.stats()["embedder"].startswith("other-model:onnx") and other.chunk_count() == 0
+    other.close()
+
+
+def test_filters_hold_only_literals_they_need_not_escape() -> None:
+    assert one_of("collection", ["team-a", "b_2"]) == 'collection in ["team-a", "b_2"]'
+    for unsafe in ['a"b', "a\\", "", "x or y", "é"]:
+        with pytest.raises(ValueError):
+            literal(unsafe)
+
+
+def test_settings_choose_the_index(tmp_path, embedder, monkeypatch) -> None:
+    monkeypatch.setenv("RAGPAUSE_INDEX", "milvus")
+    settings = Settings(data_dir=tmp_path)
+    assert settings.milvus_location() == str(tmp_path / "milvus.db")
+    index = local_index(settings, embedder)
+    try:
+        assert isinstance(index, MilvusIndex) and (tmp_path / "milvus.db").exists()
+    finally:
+        index.close()
+    assert Settings(milvus_uri="http://milvus:19530").milvus_location() == "http://milvus:19530"
+    with pytest.raises(ValidationError, match=r"\.db"):
+        Settings(milvus_uri="/data/milvus")
+    monkeypatch.delenv("RAGPAUSE_INDEX")
+    embedded = local_index(Settings(data_dir=tmp_path / "faiss"), embedder)
+    assert isinstance(embedded, DocumentIndex)
+    embedded.close()
