@@ -27,6 +27,7 @@ from retrieval.ingest_plan import (
     DocumentInput,
     IngestResult,
     identify,
+    in_batches,
     plan_batch,
     public_id,
     read_document,
@@ -225,16 +226,7 @@ class DocumentIndex:
         Same id and same content: nothing to do. Same content under a new id: a duplicate of
         the existing document. Changed content: its chunks are replaced.
         """
-        results: list[IngestResult] = []
-        batch: list[DocumentInput] = []
-        for document in documents:
-            batch.append(document)
-            if len(batch) >= batch_size:
-                results.extend(self._add_batch(batch))
-                batch = []
-        if batch:
-            results.extend(self._add_batch(batch))
-        return results
+        return in_batches(documents, batch_size, self._add_batch)
 
     def _add_batch(self, documents: list[DocumentInput]) -> list[IngestResult]:
         plan = plan_batch(

@@ -158,6 +158,25 @@ def plan_batch(
     return plan
 
 
+def in_batches(
+    documents: Iterable[DocumentInput],
+    batch_size: int,
+    add_batch: Callable[[list[DocumentInput]], list[IngestResult]],
+) -> list[IngestResult]:
+    """Hand the documents to `add_batch` `batch_size` at a time (each batch is embedded in one
+    pass and written as one); every result, in order."""
+    results: list[IngestResult] = []
+    batch: list[DocumentInput] = []
+    for document in documents:
+        batch.append(document)
+        if len(batch) >= batch_size:
+            results.extend(add_batch(batch))
+            batch = []
+    if batch:
+        results.extend(add_batch(batch))
+    return results
+
+
 def read_document(
     data: bytes,
     filename: str | None = None,

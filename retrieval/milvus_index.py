@@ -38,6 +38,7 @@ from retrieval.ingest_plan import (
     DocumentInput,
     IngestResult,
     identify,
+    in_batches,
     plan_batch,
     stored_id,
 )
@@ -133,16 +134,7 @@ class MilvusIndex:
     def add_documents(self, documents: Iterable[DocumentInput], batch_size: int = 256) -> list[IngestResult]:
         """Index documents, a batch at a time: each batch is embedded in one pass, and its
         results returned once its rows are written. Same rules as DocumentIndex (ingest_plan)."""
-        results: list[IngestResult] = []
-        batch: list[DocumentInput] = []
-        for document in documents:
-            batch.append(document)
-            if len(batch) >= batch_size:
-                results.extend(self._add_batch(batch))
-                batch = []
-        if batch:
-            results.extend(self._add_batch(batch))
-        return results
+        return in_batches(documents, batch_size, self._add_batch)
 
     def _add_batch(self, documents: list[DocumentInput]) -> list[IngestResult]:
         items = identify(documents)

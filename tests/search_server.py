@@ -23,6 +23,7 @@ class SearchServer:
         self.fail_first = 0  # answer 503 to this many requests, then behave
         self.requests: list[str] = []
         self.pages: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.delays: dict[str, float] = {}  # seconds a page waits before it answers
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,6 +35,7 @@ class SearchServer:
                 parts = urlsplit(self.path)
                 if parts.path in server.pages:
                     status, headers, body = server.pages[parts.path]
+                    time.sleep(server.delays.get(parts.path, 0.0))
                     self._send(status, body, headers)
                 elif parts.path == "/search":
                     server._search(self, parse_qs(parts.query))
@@ -41,12 +43,15 @@ class SearchServer:
                     self._send(404, b"not found", {"Content-Type": "text/plain"})
 
             def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the client gave up on a slow answer
+                    pass
 
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True

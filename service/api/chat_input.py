@@ -6,6 +6,7 @@ Everything a request can get wrong is found here and answered with a 400 that na
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from query_unit.types import FollowUp
@@ -15,9 +16,11 @@ from service.api.errors import APIError
 from service.api.requests import ChatCompletionRequest
 from service.generator.chat_template import ChatMessage
 from service.generator.decode_loop import GenerationParams
+from service.generator.events import Event, PauseEvent
 from service.runtime.conversation import follow_up, last_question
-from service.runtime.runtime import Runtime
+from service.runtime.runtime import Retrieval, Runtime, Sources
 from service.runtime.text_checks import text_problem
+from service.runtime.worker import GenerationWorker
 from service.settings import Settings
 
 
@@ -29,6 +32,27 @@ class ChatInput:
     question: str
     follow_up: FollowUp | None
     collections: list[str] | None  # the local collections it may search (None: all)
+    retrieval: Retrieval
+    sources: Sources
+
+
+def start_answer(chat: ChatInput, runtime: Runtime, worker: GenerationWorker) -> AsyncIterator[Event]:
+    """The answer's events, generated on a slot of the worker (the chat route and MCP's `ask`)."""
+    return worker.run(
+        lambda slot: runtime.chat(
+            chat.messages,
+            chat.params,
+            chat.retrieval,
+            chat.prompt,
+            chat.sources,
+            backend=slot,
+            follow_up=chat.follow_up,
+            collections=chat.collections,
+        ),
+        chat.prompt,
+        waits=lambda event: isinstance(event, PauseEvent),  # the next step searches
+        detached=runtime.remote is not None,  # every step reads the remote server's stream
+    )
 
 
 def read_chat(body: ChatCompletionRequest, runtime: Runtime, settings: Settings, principal: Principal) -> ChatInput:
@@ -52,7 +76,9 @@ def read_chat(body: ChatCompletionRequest, runtime: Runtime, settings: Settings,
     if body.retrieval != "off" and runtime.searchers[body.sources] is None:
         message = f"sources={body.sources!r} needs a web search endpoint, and none is configured"
         raise APIError(400, message, param="sources")
-    return ChatInput(messages, prompt, params, last_question(messages), follow, collections)
+    return ChatInput(
+        messages, prompt, params, last_question(messages), follow, collections, body.retrieval, body.sources
+    )
 
 
 def _answer_budget(body: ChatCompletionRequest, prompt_len: int, n_ctx: int, settings: Settings) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from retrieval.reembedding import Progress
 from retrieval.store import DocumentRecord
 from retrieval.types import Passage
 from service.runtime.ingestion import IngestionJob
@@ -338,6 +339,20 @@ class Reembedding(BaseModel):
     to: str = Field(description="The embedder being switched to.")
     dense: bool = Field(description="False when the old embedder could not be loaded: search is lexical only.")
     error: str | None = extra("Why the re-embedding stopped; it resumes at the next start.")
+
+    @classmethod
+    def of(cls, progress: Progress | None) -> Reembedding | None:
+        """The index's progress as /health shows it; None when no re-embedding runs."""
+        if progress is None:
+            return None
+        return cls(
+            done=progress.done,
+            total=progress.total,
+            from_=progress.source,
+            to=progress.target,
+            dense=progress.dense,
+            error=progress.error,
+        )
 
 
 class Health(BaseModel):

@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError
 from retrieval.ingest_plan import check_collection
 from service.answer.completions import CompletionBuilder, collect
 from service.api.access import Principal, require_write, search_scope
-from service.api.chat_input import read_chat
+from service.api.chat_input import read_chat, start_answer
 from service.api.errors import APIError
 from service.api.requests import COLLECTION_PATTERN, ChatCompletionRequest, Message
 from service.api.responses import SearchHit
@@ -102,21 +102,7 @@ class Tools:
             runtime, settings = services.runtime, services.settings
             chat = read_chat(body, runtime, settings, principal)
             builder = CompletionBuilder(runtime.backend, settings.model.model_name, False, 0, chat.question)
-            events = services.worker.run(
-                lambda slot: runtime.chat(
-                    chat.messages,
-                    chat.params,
-                    body.retrieval,
-                    chat.prompt,
-                    body.sources,
-                    backend=slot,
-                    follow_up=chat.follow_up,
-                    collections=chat.collections,
-                ),
-                chat.prompt,
-                waits=lambda event: isinstance(event, PauseEvent),
-                detached=runtime.remote is not None,
-            )
+            events = start_answer(chat, runtime, services.worker)
             completion = await collect(builder, services.metrics.observe(_reporting_pauses(events, ctx)))
         output = AskOutput(
             answer=completion.choices[0].message.content or "",
@@ -160,8 +146,7 @@ class Tools:
         if not await services.ingestion.wait(job, limits.upload_wait_seconds):
             return tool_result(AddedDocument(job=job.id, status=job.status, collection=collection))
         if job.status != "done":
-            reasons = "; ".join(r.get("error", "") for r in job.results if r["status"] == "failed")
-            raise ToolError(f"{job.error}: {reasons}" if reasons else str(job.error))
+            raise ToolError(job.failure())
         result: dict[str, Any] = job.results[0]
         added = AddedDocument(
             job=job.id,

@@ -125,6 +125,11 @@ class IngestionJob:
             except Exception:  # a waiter that went away
                 log.debug("a job's waiter failed", exc_info=True)
 
+    def failure(self) -> str:
+        """Why it failed: its error, and each unreadable document's reason."""
+        reasons = "; ".join(f"{r['name']}: {r.get('error', '')}" for r in self.results if r["status"] == "failed")
+        return f"{self.error}: {reasons}" if reasons else str(self.error)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

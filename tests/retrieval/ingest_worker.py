@@ -3,12 +3,43 @@ acknowledgement, until killed. A seventh argument `milvus` ingests into milvus-l
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from retrieval.document_index import DocumentIndex, DocumentInput
 from retrieval.embedder import Embedder
 from retrieval.milvus_index import MilvusIndex
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ingest_until_killed(args: list[str], seconds: float, acked: set[str]) -> None:
+    """Run this worker with `args`, kill -9 it `seconds` after it is ready, and add every id it
+    acknowledged to `acked`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.retrieval.ingest_worker", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("ACK "):
+            acked.add(line.split()[1])
+        elif line.strip() == "DONE" or not line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    for line in proc.stdout:  # what it printed before dying was acknowledged too
+        if line.startswith("ACK "):
+            acked.add(line.split()[1])
+    proc.wait(timeout=30)
 
 
 def main() -> None:

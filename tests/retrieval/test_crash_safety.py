@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 
 from retrieval.document_index import DocumentIndex
 from tests.conftest import REPO
+from tests.retrieval.ingest_worker import ingest_until_killed
 
 
 def test_acknowledged_documents_survive_kill_9(tmp_path, embedder) -> None:
@@ -20,37 +16,9 @@ def test_acknowledged_documents_survive_kill_9(tmp_path, embedder) -> None:
     rng = random.Random(1234)
     acked: set[str] = set()
     for round_ in range(3):
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.retrieval.ingest_worker",
-                str(tmp_path),
-                str(cache),
-                str(round_ * 5000),
-                "5000",
-                "8",
-                "300",
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert proc.stdout.readline().strip() == "READY"
-        deadline = time.monotonic() + rng.uniform(0.3, 2.0)
         before = len(acked)
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if line.startswith("ACK "):
-                acked.add(line.split()[1])
-            elif line.strip() == "DONE" or not line:
-                break
-        proc.send_signal(signal.SIGKILL)
-        for line in proc.stdout:  # what it printed before dying was acknowledged too
-            if line.startswith("ACK "):
-                acked.add(line.split()[1])
-        proc.wait(timeout=30)
+        args = [str(tmp_path), str(cache), str(round_ * 5000), "5000", "8", "300"]
+        ingest_until_killed(args, rng.uniform(0.3, 2.0), acked)
         assert before < len(acked) < 5000 * (round_ + 1), f"round {round_}: not killed mid-ingestion"
 
         index = DocumentIndex(tmp_path, embedder, hnsw_threshold=300)

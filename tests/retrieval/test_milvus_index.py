@@ -3,12 +3,7 @@ kill -9), the embedder record, safe filters, and the settings that choose it."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 from pydantic import ValidationError
@@ -21,6 +16,7 @@ from retrieval.milvus_schema import literal, one_of
 from service.runtime.runtime import local_index
 from service.settings import Settings
 from tests.conftest import REPO
+from tests.retrieval.ingest_worker import ingest_until_killed
 
 EELS = "Zorblax Quintaro studies glass eels. He was born in 1987 in the harbour town of Vellmora."
 MOVED = EELS.replace("Vellmora", "Brisk Harbour")
@@ -77,29 +73,10 @@ def test_acknowledged_documents_survive_kill_9(tmp_path, embedder) -> None:
     rng = random.Random(16)
     acked: set[str] = set()
     cache = REPO / "index_data" / "embedders"
-    worker = [sys.executable, "-m", "tests.retrieval.ingest_worker", str(tmp_path), str(cache)]
     for round_ in range(2):
-        proc = subprocess.Popen(
-            [*worker, str(round_ * 5000), "5000", "8", "0", "milvus"],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert proc.stdout.readline().strip() == "READY"
-        deadline = time.monotonic() + rng.uniform(1.0, 3.0)
         before = len(acked)
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if line.startswith("ACK "):
-                acked.add(line.split()[1])
-            elif line.strip() == "DONE" or not line:
-                break
-        proc.send_signal(signal.SIGKILL)
-        for line in proc.stdout:
-            if line.startswith("ACK "):
-                acked.add(line.split()[1])
-        proc.wait(timeout=30)
+        args = [str(tmp_path), str(cache), str(round_ * 5000), "5000", "8", "0", "milvus"]
+        ingest_until_killed(args, rng.uniform(1.0, 3.0), acked)
         assert before < len(acked) < 5000 * (round_ + 1), f"round {round_}: not killed mid-ingestion"
 
         index = MilvusIndex(str(tmp_path / "milvus.db"), embedder)  # the dead process's lock is no obstacle

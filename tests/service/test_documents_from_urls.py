@@ -7,9 +7,7 @@ page is gone; refresh follows the delete's access rules."""
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import openai
@@ -18,6 +16,7 @@ import pytest
 from retrieval import web_documents
 from tests.live_server import serve_empty_index
 from tests.sample_files import tiny_pdf
+from tests.search_server import SearchServer
 
 ARTICLE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>The Vellmar Canal Locks | Riverside Gazette</title></head>
@@ -52,50 +51,15 @@ KEYS = [
 ]
 
 
-class Site:
-    """Pages served on 127.0.0.1 (path -> status, headers, body, seconds to wait first); every
-    request's path is kept, so a test can tell that a refused URL was never requested."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, tuple[int, dict[str, str], bytes, float]] = {}
-        self.requests: list[str] = []
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                site.requests.append(self.path)
-                status, headers, body, delay = site.pages.get(self.path, (404, {}, b"not found", 0.0))
-                time.sleep(delay)
-                try:
-                    self.send_response(status)
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:  # the client gave up on a slow page
-                    pass
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
-
-    def page(self, path: str, body: bytes, headers: dict[str, str] | None = None, status: int = 200) -> str:
-        self.pages[path] = (status, HTML if headers is None else headers, body, 0.0)
-        return self.url + path
-
-    def close(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+def page(site: SearchServer, path: str, body: bytes, headers: dict[str, str] | None = None, status: int = 200) -> str:
+    """Serve `body` at `path` (an HTML page unless `headers` say otherwise); its URL."""
+    site.pages[path] = (status, HTML if headers is None else headers, body)
+    return site.url + path
 
 
 @pytest.fixture(scope="module")
 def site():
-    served = Site()
+    served = SearchServer([])  # its pages, not its search
     yield served
     served.close()
 
@@ -126,7 +90,7 @@ def refresh(base_url: str, doc_id: str, **kwargs) -> httpx.Response:  # type: ig
 
 
 def test_the_article_is_indexed_without_its_boilerplate_under_its_url_and_cited(base_url, site) -> None:
-    url = site.page("/canal", ARTICLE)
+    url = page(site, "/canal", ARTICLE)
     made = post(base_url, {"url": url})
     assert made.status_code == 201, made.text
     result = made.json()["results"][0]
@@ -153,8 +117,8 @@ def test_the_article_is_indexed_without_its_boilerplate_under_its_url_and_cited(
 
 
 def test_the_source_is_the_url_asked_for_not_where_its_redirects_ended(base_url, site) -> None:
-    site.pages["/ferry"] = (301, {"Location": "/timetables/ferry-2025"}, b"", 0.0)
-    site.page("/timetables/ferry-2025", b"<title>Orsk ferry</title><p>The Orsk ferry sails at dawn from Pellin.</p>")
+    site.pages["/ferry"] = (301, {"Location": "/timetables/ferry-2025"}, b"")
+    page(site, "/timetables/ferry-2025", b"<title>Orsk ferry</title><p>The Orsk ferry sails at dawn from Pellin.</p>")
     made = post(base_url, {"url": site.url + "/ferry", "title": "Ferry times", "collection": "travel"}).json()
     assert made["results"][0] | {"chunks": 1} == {
         "name": "Ferry times",
@@ -172,8 +136,10 @@ def test_the_source_is_the_url_asked_for_not_where_its_redirects_ended(base_url,
 
 
 def test_a_batch_mixes_urls_of_each_type_and_text_and_one_failure_fails_alone(base_url, site) -> None:
-    text = site.page("/notes.txt", b"Tide notes\n\nHigh water at Pellin is at 06:12.", {"Content-Type": "text/plain"})
-    pdf = site.page("/leaflet.pdf", tiny_pdf(["Pellin lighthouse opens at noon."]), {"Content-Type": "application/pdf"})
+    text = page(site, "/notes.txt", b"Tide notes\n\nHigh water at Pellin is at 06:12.", {"Content-Type": "text/plain"})
+    pdf = page(
+        site, "/leaflet.pdf", tiny_pdf(["Pellin lighthouse opens at noon."]), {"Content-Type": "application/pdf"}
+    )
     body = {
         "documents": [
             {"url": text},
@@ -209,7 +175,7 @@ def test_a_document_with_neither_or_both_or_a_bad_url_is_a_400(base_url, body, s
 
 
 def test_the_default_guard_refuses_loopback_without_requesting_it(guarded_url, site) -> None:
-    url = site.page("/canal", ARTICLE)
+    url = page(site, "/canal", ARTICLE)
     before = len(site.requests)
     answer = post(guarded_url, {"url": url}, headers={"Authorization": "Bearer key-admin"})
     assert answer.status_code == 422, answer.text
@@ -222,7 +188,7 @@ def test_the_default_guard_refuses_loopback_without_requesting_it(guarded_url, s
 
 def test_a_redirect_out_of_the_allow_list_is_refused(base_url, site) -> None:
     for target, address in (("http://10.0.0.7/admin", "10.0.0.7"), ("http://127.0.0.2/", "127.0.0.2")):
-        site.pages["/away"] = (302, {"Location": target}, b"", 0.0)
+        site.pages["/away"] = (302, {"Location": target}, b"")
         answer = post(base_url, {"url": site.url + "/away"})
         assert answer.status_code == 422, answer.text
         error = answer.json()["job"]["results"][0]["error"]
@@ -230,12 +196,13 @@ def test_a_redirect_out_of_the_allow_list_is_refused(base_url, site) -> None:
 
 
 def test_too_large_and_too_slow_pages_fail_with_their_reasons(base_url, site) -> None:
-    big = site.page("/big", b"<p>" + b"salt marsh " * 3000 + b"</p>")  # 33 kB, the limit is 20 kB
+    big = page(site, "/big", b"<p>" + b"salt marsh " * 3000 + b"</p>")  # 33 kB, the limit is 20 kB
     answer = post(base_url, {"url": big})
     assert answer.status_code == 422
     assert answer.json()["job"]["results"][0]["error"] == "too large: the page passes the limit of 20000 bytes"
 
-    site.pages["/slow"] = (200, HTML, b"<p>Slow news.</p>", 4.0)
+    site.pages["/slow"] = (200, HTML, b"<p>Slow news.</p>")
+    site.delays["/slow"] = 4.0
     start = time.monotonic()
     answer = post(base_url, {"url": site.url + "/slow"})
     assert answer.status_code == 422 and time.monotonic() - start < 4
@@ -246,11 +213,11 @@ def test_refresh_replaces_changed_text_and_leaves_the_same_text_alone(base_url, 
     head = b"<title>Pellin bridge</title><h1>Pellin bridge</h1>"
     old = head + b"<p>The Pellin swing bridge opens for boats at nine.</p>"
     new = head + b"<p>The Pellin swing bridge now opens at half past ten.</p>"
-    url = site.page("/bridge", old)
+    url = page(site, "/bridge", old)
     doc_id = post(base_url, {"url": url}).json()["results"][0]["id"]
     assert "at nine" in httpx.get(f"{base_url}/v1/documents/{doc_id}").json()["text"]
 
-    site.page("/bridge", new)
+    page(site, "/bridge", new)
     changed = refresh(base_url, doc_id)
     assert changed.status_code == 201, changed.text
     assert changed.json()["results"][0] | {"chunks": 1} == {
@@ -286,7 +253,7 @@ def test_refresh_needs_a_url_source_and_a_known_document(base_url) -> None:
 
 
 def test_refresh_follows_the_delete_access_rules_and_the_guard(guarded_url, site) -> None:
-    url = site.page("/team-notice", b"<p>The team meets on Thursdays at the Pellin boathouse.</p>")
+    url = page(site, "/team-notice", b"<p>The team meets on Thursdays at the Pellin boathouse.</p>")
     text = {"text": "The team meets on Thursdays.", "source": url, "id": "notice"}
     made = post(guarded_url, text, params={"collection": "team"}, headers={"Authorization": "Bearer key-writer"})
     assert made.status_code == 201, made.text

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from service.answer.completions import CompletionBuilder, collect
-from service.api.chat_input import read_chat
+from service.api.chat_input import read_chat, start_answer
 from service.api.deps import MetricsDep, PrincipalDep, RuntimeDep, SettingsDep, WorkerDep
 from service.api.errors import APIError, error_body
 from service.api.requests import ChatCompletionRequest
 from service.api.responses import ERRORS, ChatCompletion, ChatCompletionChunk, ErrorResponse, ModelCard, ModelList
 from service.generator.backend import ContextOverflow
-from service.generator.events import Event, PauseEvent
+from service.generator.events import Event
 from service.generator.remote import RemoteError
 
 log = logging.getLogger(__name__)
@@ -54,21 +54,7 @@ async def chat_completions(
     builder = CompletionBuilder(
         runtime.backend, settings.model.model_name, body.logprobs, body.top_logprobs or 0, chat.question
     )
-    answer = worker.run(
-        lambda slot: runtime.chat(
-            chat.messages,
-            chat.params,
-            body.retrieval,
-            chat.prompt,
-            body.sources,
-            backend=slot,
-            follow_up=chat.follow_up,
-            collections=chat.collections,
-        ),
-        chat.prompt,
-        waits=lambda event: isinstance(event, PauseEvent),  # the next step searches
-        detached=runtime.remote is not None,  # every step reads the remote server's stream
-    )
+    answer = start_answer(chat, runtime, worker)
     events = metrics.observe(answer)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -94,7 +94,7 @@ async def refresh_document(
     require_write(principal, collection)
     record = await asyncio.to_thread(runtime.index.get, doc_id, collection)
     if record is None:
-        raise APIError(404, f"no document {doc_id!r}", "not_found_error", param="doc_id")
+        raise no_document(doc_id)
     if not is_web_url(record.source):
         message = f"document {doc_id!r} was not fetched from a URL (its source is {record.source or 'empty'!r})"
         raise APIError(400, message, param="doc_id", code="no_url_source")
@@ -122,9 +122,7 @@ async def job_answer(jobs: IngestionQueue, job: IngestionJob, wait: float, param
         )
         return JSONResponse(failure.model_dump(mode="json"), status_code=503)
     if job.status == "failed":
-        reasons = "; ".join(f"{r['name']}: {r.get('error', '')}" for r in job.results if r["status"] == "failed")
-        message = f"{job.error}: {reasons}" if reasons else str(job.error)
-        error = error_body(message, "invalid_request_error", param, "unreadable_document").error
+        error = error_body(job.failure(), "invalid_request_error", param, "unreadable_document").error
         return JSONResponse(JobFailure(error=error, job=Job.of(job)).model_dump(mode="json"), status_code=422)
     return JSONResponse(Job.of(job).model_dump(mode="json"), status_code=201)
 
@@ -179,7 +177,7 @@ async def get_document(
     index = runtime.index
     record = await asyncio.to_thread(index.get, doc_id, collection)
     if record is None:
-        raise APIError(404, f"no document {doc_id!r}", "not_found_error", param="doc_id")
+        raise no_document(doc_id)
     text = await asyncio.to_thread(index.text, doc_id, collection)
     return DocumentWithText(**Document.of(record).model_dump(), text=text)
 
@@ -191,9 +189,13 @@ async def delete_document(
     require_write(principal, collection)
     index = runtime.index
     if not await asyncio.to_thread(index.delete, doc_id, collection):
-        raise APIError(404, f"no document {doc_id!r}", "not_found_error", param="doc_id")
+        raise no_document(doc_id)
     await asyncio.to_thread(index.save)
     return DeletedDocument(id=doc_id, collection=collection)
+
+
+def no_document(doc_id: str) -> APIError:
+    return APIError(404, f"no document {doc_id!r}", "not_found_error", param="doc_id")
 
 
 def check_name(collection: str) -> str:

@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from service.api.deps import IngestionDep, MetricsDep, RuntimeDep, WorkerDep
 from service.api.metrics import CONTENT_TYPE
 from service.api.responses import Health, Reembedding
-from service.runtime.runtime import Runtime
 
 router = APIRouter(tags=["service"])
 CHAT_PAGE = (Path(__file__).resolve().parents[2] / "static" / "chat.html").read_text(encoding="utf-8")
@@ -47,23 +46,9 @@ async def health(request: Request) -> JSONResponse:
         generating=worker.active,
         queued=worker.waiting,
         ingestion_queued=state.ingestion.waiting,
-        reembedding=_reembedding(state.runtime),
+        reembedding=Reembedding.of(state.runtime.index.reembedding_progress()),
     )
     return _health(reply, 200)
-
-
-def _reembedding(runtime: Runtime) -> Reembedding | None:
-    progress = runtime.index.reembedding_progress()
-    if progress is None:
-        return None
-    return Reembedding(
-        done=progress.done,
-        total=progress.total,
-        from_=progress.source,
-        to=progress.target,
-        dense=progress.dense,
-        error=progress.error,
-    )
 
 
 def _health(reply: Health, status: int) -> JSONResponse:
