@@ -5,21 +5,28 @@ replicas can share one index on a Milvus server; milvus-lite (a local `.db` path
 pymilvus in this process) runs the same code in tests. Ingestion decisions (ids, dedup by
 content hash, titles) come from retrieval/ingest_plan.py, fusion from retrieval/fusion.py.
 
-Milvus has no transaction across rows, so a document's row is its commit point: it names the
-version of its chunks that is current, and search, text and counts read only those. A write
-inserts the new chunks under a new version, then upserts the document rows, then deletes the
-chunks they replaced; a delete removes the row, then its chunks. A crash between two steps
-leaves chunks no row points to: never shown, and removed when that document is written or
-deleted again. Milvus's own log makes each step durable (milvus-lite: its write-ahead log,
-flushed to the OS at every write, so a killed process loses nothing acknowledged).
+Milvus has no transaction across rows and no compare-and-set, and replicas share it, so writes
+never overwrite: each write of a document is a new version, and a document is its newest version.
+A write inserts its chunks under its version, then its version's row (the commit point: its
+chunks are all there before it), then removes every older version's rows and chunks; a delete is
+a version too, a tombstone, then the same removal. Only rows and chunks older than a committed
+version are ever removed, so the newest version is never touched and its chunks are complete,
+whatever two replicas' steps interleave (tests/retrieval/test_milvus_races.py runs every
+interleaving of two writers, and of a writer and a delete). Versions are microseconds and a
+per-process tag, and always newer than the newest one the writer saw: a write that starts after
+another one ended wins even across clocks that disagree. What a crash between steps leaves (chunks
+or rows of an older version) is never shown, and goes when that document is next written or
+deleted. Milvus's own log makes each step durable (milvus-lite: its write-ahead log, flushed to
+the OS at every write, so a killed process loses nothing acknowledged).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,7 @@ from retrieval.ingest_plan import (
     COLLECTION_NAME,
     BatchPlan,
     DocumentInput,
+    Identified,
     IngestResult,
     identify,
     in_batches,
@@ -47,10 +55,11 @@ from retrieval.milvus_schema import (
     PLACEHOLDER_DIM,
     TEXT_BYTES,
     create_chunks,
-    create_documents,
+    create_versions,
     document_key,
     literal,
     one_of,
+    version_row,
 )
 from retrieval.reembedding import Progress
 from retrieval.store import DEFAULT_COLLECTION, DocumentRecord
@@ -59,6 +68,7 @@ from retrieval.types import Passage, Searcher
 log = logging.getLogger(__name__)
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 _DOCUMENT_FIELDS = [
+    "row",
     "key",
     "doc_id",
     "collection",
@@ -70,10 +80,15 @@ _DOCUMENT_FIELDS = [
     "n_chunks",
     "created_at",
     "updated_at",
+    "titled",
     "version",
+    "deleted",
 ]
+_NEWEST_FIELDS = ["row", "key", "version", "deleted"]  # enough to tell a key's newest version
 _PASSAGE_FIELDS = ["doc_id", "collection", "title", "source", "text", "char_start", "char_end", "vector"]
 _ROWS_PER_CALL = 512  # inserts and upserts are cut so that no message nears gRPC's size limit
+_EPOCH_US = 1_577_836_800_000_000  # versions count microseconds from 2020: INT64 holds them until 2091
+_TAG_BITS = 12  # the low bits of a version: the writing process's tag, so two never write the same one
 
 
 def is_local(uri: str) -> bool:
@@ -104,8 +119,10 @@ class MilvusIndex:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
             _quiet_lite_iterators()
         self.client = MilvusClient(uri, token=token or "")
-        self._documents, self._chunks = f"{prefix}_documents", f"{prefix}_chunks"
+        self._versions, self._chunks = f"{prefix}_versions", f"{prefix}_chunks"
+        self._before_versions = f"{prefix}_documents"  # the one-row-per-document table of earlier releases
         self._write_lock = threading.Lock()  # this process's writes, one at a time
+        self._tag = secrets.randbelow(1 << _TAG_BITS)
         self._closed = False
         self._open_tables()
 
@@ -123,12 +140,28 @@ class MilvusIndex:
                         "embedder, or give the index another RAGPAUSE_MILVUS_URI"
                     )
                 client.drop_collection(self._chunks)  # empty: made again for this embedder
-        if not client.has_collection(self._documents):
-            create_documents(client, self._documents)
+        if not client.has_collection(self._versions):
+            create_versions(client, self._versions)
         if not client.has_collection(self._chunks):
             create_chunks(client, self._chunks, self.embedder.dim, record)
-        for name in (self._documents, self._chunks):
+        for name in (self._versions, self._chunks):
             client.load_collection(name)
+        if client.has_collection(self._before_versions):
+            self._move_documents_to_versions()
+
+    def _move_documents_to_versions(self) -> None:
+        """An index written before versions had rows: each document row becomes its version's row
+        (an upsert, so that a move cut short is simply done again), then the old table goes."""
+        self.client.load_collection(self._before_versions)
+        fields = [f for f in _DOCUMENT_FIELDS if f not in ("row", "deleted")]
+        moved = [
+            {**row, "row": version_row(row["key"], row["version"]), "deleted": False, "placeholder": _PLACEHOLDER}
+            for row in self._scan(self._before_versions, "", fields)
+        ]
+        self._upsert_versions(moved)
+        self.client.flush(self._versions)
+        self.client.drop_collection(self._before_versions)
+        log.info("moved %d document rows of %s to %s", len(moved), self._before_versions, self._versions)
 
     # --- writes --------------------------------------------------------------------------
     def add_documents(self, documents: Iterable[DocumentInput], batch_size: int = 256) -> list[IngestResult]:
@@ -137,46 +170,72 @@ class MilvusIndex:
         return in_batches(documents, batch_size, self._add_batch)
 
     def _add_batch(self, documents: list[DocumentInput]) -> list[IngestResult]:
-        items = identify(documents)
         with self._write_lock:
-            keys = [document_key(i.collection, i.doc_id) for i in items]
-            known = {r["key"]: r for r in self._query(self._documents, one_of("key", keys), _DOCUMENT_FIELDS)}
-            by_id = {key: _record(row) for key, row in known.items()}
-            # Content already held under another id: the oldest such document of its collection.
-            digests = sorted({i.digest for i in items if i.document.doc_id is None})
-            held = self._query(self._documents, one_of("content_hash", digests), _DOCUMENT_FIELDS) if digests else []
-            same: dict[tuple[str, str], DocumentRecord] = {}
-            for row in sorted(held, key=lambda r: (r["created_at"], r["key"])):
-                same.setdefault((row["collection"], row["content_hash"]), _record(row))
-            plan = plan_batch(
-                items,
-                lambda i: by_id.get(document_key(i.collection, i.doc_id)),
-                lambda digest, collection: same.get((collection, digest)),
-                self.chunk_words,
-            )
-            if plan.writes:
-                self._write(plan, self.embedder.encode(plan.texts()), known)
+            return _run(self.add_steps(documents))
+
+    def add_steps(self, documents: list[DocumentInput]) -> Generator[None, None, list[IngestResult]]:
+        """One batch's write, a step (one or two Milvus calls) per `next`; its results at the end.
+        A generator so that tests can interleave two replicas' writes any way they like;
+        add_documents runs it through, under this process's write lock."""
+        plan, newest = self._plan(identify(documents))
+        if plan.writes:
+            vectors = self.embedder.encode(plan.texts())
+            yield
+            yield from self._write_steps(plan, vectors, newest)
         return plan.done()
 
-    def _write(self, plan: BatchPlan, vectors: np.ndarray, known: dict[str, dict]) -> None:
-        """New chunks, then the rows that make them current, then the chunks they replace."""
-        chunk_rows, document_rows = _rows(plan, vectors, known)
-        _check_sizes(chunk_rows)
-        keys = [r["key"] for r in document_rows]
-        replaced = [r["id"] for r in self._scan(self._chunks, one_of("doc_key", keys), ["id"])]
-        inserted: list[int] = []
-        for start in range(0, len(chunk_rows), _ROWS_PER_CALL):
-            inserted.extend(self.client.insert(self._chunks, chunk_rows[start : start + _ROWS_PER_CALL])["ids"])
-        for start in range(0, len(document_rows), _ROWS_PER_CALL):
-            self.client.upsert(self._documents, document_rows[start : start + _ROWS_PER_CALL])
-        # One id written twice in the batch: its first write's chunks were never current.
-        current = {(r["key"], r["version"]) for r in document_rows}
-        superseded = [i for i, c in zip(inserted, chunk_rows) if (c["doc_key"], c["version"]) not in current]
-        self._delete_chunks(replaced + superseded)
+    def _plan(self, items: list[Identified]) -> tuple[BatchPlan, dict[str, dict]]:
+        """The batch sorted out against the documents held (ingest_plan), and the newest version
+        row of each of its keys, tombstones included (a new version must be newer still)."""
+        newest = self._newest(one_of("key", [document_key(i.collection, i.doc_id) for i in items]))
+        held = {key: _record(row) for key, row in newest.items() if not row["deleted"]}
+        # Content already held under another id: the oldest such document of its collection.
+        digests = sorted({i.digest for i in items if i.document.doc_id is None})
+        same: dict[tuple[str, str], DocumentRecord] = {}
+        if digests:
+            rows = self._query(self._versions, one_of("content_hash", digests), ["key"])
+            keys = sorted({r["key"] for r in rows})
+            documents = [r for r in self._newest(one_of("key", keys)).values() if not r["deleted"]] if keys else []
+            for row in sorted(documents, key=lambda r: (r["created_at"], r["key"])):
+                same.setdefault((row["collection"], row["content_hash"]), _record(row))
+        plan = plan_batch(
+            items,
+            lambda i: held.get(document_key(i.collection, i.doc_id)),
+            lambda digest, collection: same.get((collection, digest)),
+            self.chunk_words,
+        )
+        return plan, newest
 
-    def _delete_chunks(self, ids: list[int]) -> None:
-        for start in range(0, len(ids), _ROWS_PER_CALL):
-            self.client.delete(self._chunks, ids=ids[start : start + _ROWS_PER_CALL])
+    def _write_steps(self, plan: BatchPlan, vectors: np.ndarray, newest: dict[str, dict]) -> Iterator[None]:
+        """A batch's write, step by step: its chunks, then its version rows (the commit), then
+        the removal of what they supersede. A generator, so that tests can interleave two writers."""
+        chunk_rows, version_rows = _rows(plan, vectors, newest, self._tag)
+        _check_sizes(chunk_rows)
+        for start in range(0, len(chunk_rows), _ROWS_PER_CALL):
+            self.client.insert(self._chunks, chunk_rows[start : start + _ROWS_PER_CALL])
+        yield
+        self._upsert_versions(version_rows)
+        yield
+        yield from self._drop_superseded(sorted({r["key"] for r in version_rows}))
+
+    def _upsert_versions(self, rows: list[dict]) -> None:
+        for start in range(0, len(rows), _ROWS_PER_CALL):
+            self.client.upsert(self._versions, rows[start : start + _ROWS_PER_CALL])
+
+    def _drop_superseded(self, keys: list[str]) -> Iterator[None]:
+        """Remove the rows and chunks of these documents older than their newest committed
+        version. Never that version's own, nor a newer write's still being inserted: so any two
+        writers' removals, interleaved any way, leave each document whole."""
+        rows = self._query(self._versions, one_of("key", keys), _NEWEST_FIELDS)
+        newest = {key: row["version"] for key, row in _newest_of(rows).items()}
+        chunks = self._scan(self._chunks, one_of("doc_key", keys), ["id", "doc_key", "version"])
+        stale_chunks = [c["id"] for c in chunks if c["version"] < newest.get(c["doc_key"], c["version"])]
+        stale_rows = [r["row"] for r in rows if r["version"] < newest[r["key"]]]
+        yield
+        for start in range(0, len(stale_chunks), _ROWS_PER_CALL):
+            self.client.delete(self._chunks, ids=stale_chunks[start : start + _ROWS_PER_CALL])
+        for start in range(0, len(stale_rows), _ROWS_PER_CALL):
+            self.client.delete(self._versions, ids=stale_rows[start : start + _ROWS_PER_CALL])
 
     def add_paths(
         self,
@@ -189,13 +248,20 @@ class MilvusIndex:
         return ingest_plan.add_paths(self.add_documents, paths, progress, batch_size)
 
     def delete(self, doc_id: str, collection: str = DEFAULT_COLLECTION) -> bool:
-        """Remove a document (its row first: its chunks are hidden from then on) and its chunks."""
-        key = document_key(collection, doc_id)
+        """Remove a document: a tombstone version hides it at once, then its older versions go."""
         with self._write_lock:
-            if self._row(key) is None:
-                return False
-            self.client.delete(self._documents, filter=f"key == {literal(key)}")
-            self.client.delete(self._chunks, filter=f"doc_key == {literal(key)}")
+            return _run(self.delete_steps(doc_id, collection))
+
+    def delete_steps(self, doc_id: str, collection: str = DEFAULT_COLLECTION) -> Generator[None, None, bool]:
+        """delete() as steps, as add_steps is add_documents()."""
+        key = document_key(collection, doc_id)
+        newest = self._newest(f"key == {literal(key)}").get(key)
+        if newest is None or newest["deleted"]:
+            return False
+        yield
+        self._upsert_versions([_tombstone(newest, _next_version(newest["version"], self._tag))])
+        yield
+        yield from self._drop_superseded([key])
         return True
 
     def save(self) -> None:
@@ -204,7 +270,7 @@ class MilvusIndex:
         search over 10k chunks against 8 ms once flushed (bench/search.py). The ingestion job
         calls this after each upload, as it writes the FAISS file on the embedded store."""
         with self._write_lock:
-            for name in (self._chunks, self._documents):
+            for name in (self._chunks, self._versions):
                 self.client.flush(name)
 
     def close(self) -> None:
@@ -220,12 +286,12 @@ class MilvusIndex:
 
     # --- reads ---------------------------------------------------------------------------
     def get(self, doc_id: str, collection: str = DEFAULT_COLLECTION) -> DocumentRecord | None:
-        row = self._row(document_key(collection, doc_id))
+        row = self._document(document_key(collection, doc_id))
         return _record(row) if row is not None else None
 
     def text(self, doc_id: str, collection: str = DEFAULT_COLLECTION) -> str:
         """The document's text as indexed (its chunks joined without their overlap)."""
-        row = self._row(document_key(collection, doc_id))
+        row = self._document(document_key(collection, doc_id))
         if row is None:
             return ""
         where = f"doc_key == {literal(row['key'])} and version == {int(row['version'])}"
@@ -238,18 +304,20 @@ class MilvusIndex:
         where = _in_collections(collections)
         if where is None:
             return []
-        records = [_record(r) for r in self._scan(self._documents, where, _DOCUMENT_FIELDS)]
+        records = [_record(r) for r in self._documents(where, _DOCUMENT_FIELDS)]
         records.sort(key=lambda r: (r.created_at, stored_id(r.collection, r.id)))
         return records[offset : offset + limit]
 
     def count(self, collections: list[str] | None = None) -> int:
+        """Documents of these collections (None: all). Every version row is read, as list()
+        reads them: a document may have several for a moment, and Milvus cannot count distinct keys."""
         where = _in_collections(collections)
-        return 0 if where is None else self._count(self._documents, where)
+        return 0 if where is None else len(self._documents(where, _NEWEST_FIELDS))
 
     def collections(self) -> list[tuple[str, int, int]]:
         """(name, documents, chunks) of every collection that holds a document."""
         held: dict[str, tuple[int, int]] = {}
-        for row in self._scan(self._documents, "", ["collection", "n_chunks"]):
+        for row in self._documents("", [*_NEWEST_FIELDS, "collection", "n_chunks"]):
             documents, chunks = held.get(row["collection"], (0, 0))
             held[row["collection"]] = (documents + 1, chunks + int(row["n_chunks"]))
         return [(name, *held[name]) for name in sorted(held)]
@@ -322,7 +390,8 @@ class MilvusIndex:
         keys = sorted({e["doc_key"] for _, _, e in hits})
         if not keys:
             return []
-        versions = {r["key"]: r["version"] for r in self._query(self._documents, one_of("key", keys), ["version"])}
+        newest = self._newest(one_of("key", keys), _NEWEST_FIELDS)
+        versions = {key: row["version"] for key, row in newest.items() if not row["deleted"]}
         return [(i, s) for i, s, e in hits if versions.get(e["doc_key"]) == e["version"]]
 
     def _passages(self, ranked: list[tuple[int, float]], query_vector: np.ndarray) -> list[Passage]:
@@ -348,9 +417,18 @@ class MilvusIndex:
         ]
 
     # --- Milvus helpers --------------------------------------------------------------------
-    def _row(self, key: str) -> dict | None:
-        rows = self._query(self._documents, f"key == {literal(key)}", _DOCUMENT_FIELDS)
-        return rows[0] if rows else None
+    def _document(self, key: str) -> dict | None:
+        """The newest version row of a document, None when there is none or it is a tombstone."""
+        row = self._newest(f"key == {literal(key)}", _DOCUMENT_FIELDS).get(key)
+        return None if row is None or row["deleted"] else row
+
+    def _newest(self, where: str, fields: list[str] = _DOCUMENT_FIELDS) -> dict[str, dict]:
+        """The newest version row of each key matching a filter that bounds them (one call)."""
+        return _newest_of(self._query(self._versions, where, fields))
+
+    def _documents(self, where: str, fields: list[str]) -> list[dict]:
+        """The documents matching a filter, however many: each key's newest row, unless a tombstone."""
+        return [r for r in _newest_of(self._scan(self._versions, where, fields)).values() if not r["deleted"]]
 
     def _query(self, table: str, where: str, fields: list[str]) -> list[dict]:
         """Rows matching a filter that bounds them (keys of one batch): one call."""
@@ -378,16 +456,18 @@ def _in_collections(collections: list[str] | None) -> str | None:
     return one_of("collection", names) if names else None
 
 
-def _rows(plan: BatchPlan, vectors: np.ndarray, known: dict[str, dict]) -> tuple[list[dict], list[dict]]:
-    """The batch's chunk rows and document rows (one per key: a later write of an id wins), each
-    write under a version of its own; fills the plan's results."""
-    now, base = time.time(), time.time_ns()
+def _rows(plan: BatchPlan, vectors: np.ndarray, newest: dict[str, dict], tag: int) -> tuple[list[dict], list[dict]]:
+    """The batch's chunk rows and version rows (one per key: a later write of an id in the batch
+    wins), each write under a version of its own; fills the plan's results."""
+    now = time.time()
     chunk_rows: list[dict] = []
-    documents: dict[str, dict] = {}
+    versions: dict[str, dict] = {}
     vector = iter(vectors)
     for n, planned in enumerate(plan.writes):
-        item, document, version = planned.item, planned.item.document, base + n
+        item, document = planned.item, planned.item.document
         key = document_key(item.collection, item.doc_id)
+        previous = versions.get(key) or newest.get(key)
+        version = _next_version(previous["version"] if previous else None, tag, offset=n)
         # What a passage shows of its document is kept on each chunk too.
         shared = dict(doc_id=item.doc_id, collection=item.collection, title=planned.title, source=document.source)
         for seq, chunk in enumerate(planned.chunks):
@@ -403,23 +483,79 @@ def _rows(plan: BatchPlan, vectors: np.ndarray, known: dict[str, dict]) -> tuple
                     "vector": next(vector),
                 }
             )
-        previous = known.get(key)
-        documents[key] = {
+        held = previous is not None and not previous["deleted"]
+        versions[key] = {
             **shared,
+            "row": version_row(key, version),
             "key": key,
             "content_hash": item.digest,
             "media_type": document.media_type,
             "n_chars": len(document.text.strip()),
             "n_chunks": len(planned.chunks),
-            "created_at": previous["created_at"] if previous else now,
+            "created_at": previous["created_at"] if held else now,
             "updated_at": now,
             "titled": bool(document.title),
             "version": version,
-            "placeholder": [0.0] * PLACEHOLDER_DIM,
+            "deleted": False,
+            "placeholder": _PLACEHOLDER,
         }
         status = "replaced" if planned.replaces else "added"
         plan.results[planned.slot] = IngestResult(item.doc_id, status, planned.title, len(planned.chunks))
-    return chunk_rows, list(documents.values())
+    return chunk_rows, list(versions.values())
+
+
+_PLACEHOLDER = [0.0] * PLACEHOLDER_DIM
+
+
+def _next_version(newest: int | None, tag: int, offset: int = 0) -> int:
+    """A version for a new write of a document whose newest version is `newest`: from the clock
+    (microseconds, plus `offset` for the n-th write of a batch), but always after `newest`, so a
+    write that saw another one's result comes after it whatever the two machines' clocks say."""
+    now = time.time_ns() // 1000 - _EPOCH_US + offset
+    after = (newest >> _TAG_BITS) + 1 if newest is not None else 0
+    return (max(now, after) << _TAG_BITS) | tag
+
+
+def _tombstone(newest: dict, version: int) -> dict:
+    """The version row that deletes a document (its id and collection kept, nothing else)."""
+    now = time.time()
+    return {
+        "row": version_row(newest["key"], version),
+        "key": newest["key"],
+        "doc_id": newest["doc_id"],
+        "collection": newest["collection"],
+        "content_hash": "",
+        "title": "",
+        "source": "",
+        "media_type": "",
+        "n_chars": 0,
+        "n_chunks": 0,
+        "created_at": now,
+        "updated_at": now,
+        "titled": False,
+        "version": version,
+        "deleted": True,
+        "placeholder": _PLACEHOLDER,
+    }
+
+
+def _newest_of(rows: Iterable[dict]) -> dict[str, dict]:
+    """Each key's newest version row."""
+    newest: dict[str, dict] = {}
+    for row in rows:
+        seen = newest.get(row["key"])
+        if seen is None or row["version"] > seen["version"]:
+            newest[row["key"]] = row
+    return newest
+
+
+def _run(steps: Generator[None, None, Any]) -> Any:
+    """Run a write's steps to the end; what it returns."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def _record(row: dict) -> DocumentRecord:

@@ -1,10 +1,12 @@
 """The two Milvus collections the Milvus index keeps, and the literals its filters may hold.
 
 Named "tables" here, because "collection" already means a set of documents one API key may
-read. `<prefix>_documents`: one row per document, keyed by a hash of (collection, id), with
-the version of its chunks that is current. `<prefix>_chunks`: one row per chunk with its
-document's fields denormalized (what a passage shows), its dense vector, and a sparse BM25
-vector Milvus derives from its text.
+read. `<prefix>_versions`: one row per written version of a document (its key, a hash of
+(collection, id), and the version of its chunks), a deletion being a version too (a tombstone);
+a document is its newest version. `<prefix>_chunks`: one row per chunk with its document's
+fields denormalized (what a passage shows), its key and version, its dense vector, and a sparse
+BM25 vector Milvus derives from its text. (Before versions had rows of their own, documents
+were `<prefix>_documents`, one row per key: milvus_index.py moves such rows over.)
 """
 
 from __future__ import annotations
@@ -54,9 +56,15 @@ def one_of(field: str, values: list[str]) -> str:
     return f"{field} in [{', '.join(literal(v) for v in values)}]"
 
 
-def create_documents(client: MilvusClient, name: str) -> None:
+def version_row(key: str, version: int) -> str:
+    """A version row's primary key."""
+    return f"{key}-{version}"
+
+
+def create_versions(client: MilvusClient, name: str) -> None:
     schema = client.create_schema(auto_id=False)
-    schema.add_field("key", DataType.VARCHAR, max_length=64, is_primary=True)
+    schema.add_field("row", DataType.VARCHAR, max_length=96, is_primary=True)  # version_row(key, version)
+    schema.add_field("key", DataType.VARCHAR, max_length=64)
     schema.add_field("doc_id", DataType.VARCHAR, max_length=TEXT_BYTES)
     schema.add_field("collection", DataType.VARCHAR, max_length=64)
     schema.add_field("content_hash", DataType.VARCHAR, max_length=64)
@@ -68,7 +76,8 @@ def create_documents(client: MilvusClient, name: str) -> None:
     schema.add_field("created_at", DataType.DOUBLE)
     schema.add_field("updated_at", DataType.DOUBLE)
     schema.add_field("titled", DataType.BOOL)  # its chunks were embedded with its title
-    schema.add_field("version", DataType.INT64)  # its current chunks' version
+    schema.add_field("version", DataType.INT64)  # its chunks' version (ordered: the newest is the document)
+    schema.add_field("deleted", DataType.BOOL)  # a tombstone: the document was deleted at this version
     schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=PLACEHOLDER_DIM)
     index = client.prepare_index_params()
     index.add_index("placeholder", index_type="FLAT", metric_type="L2")

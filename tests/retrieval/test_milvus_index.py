@@ -7,6 +7,7 @@ import random
 
 import pytest
 from pydantic import ValidationError
+from pymilvus import DataType
 
 from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
@@ -67,6 +68,43 @@ def test_a_delete_cut_short_hides_the_document_at_once(index, monkeypatch) -> No
     assert index.get("q") is None and index.text("q") == "" and shown(index) == set() and index.chunk_count() == 1
     assert index.add_documents([DocumentInput(MOVED, "Quintaro", doc_id="q")])[0].status == "added"
     assert index.chunk_count() == 1 and shown(index) == {MOVED}
+
+
+def test_an_index_from_before_version_rows_moves_its_documents_over(tmp_path, embedder) -> None:
+    """Indexes written before versions had rows kept one row per document in `<prefix>_documents`
+    (the primary key its document key): such rows become version rows, and the old table goes."""
+    uri = str(tmp_path / "milvus.db")
+    index = MilvusIndex(uri, embedder)
+    index.add_documents([DocumentInput(EELS, "Quintaro", doc_id="q", collection="team-a")])
+    rows = index.client.query(index._versions, filter="", output_fields=["*"])
+    old = index.client.create_schema(auto_id=False)
+    old.add_field("key", DataType.VARCHAR, max_length=64, is_primary=True)
+    for name in ("doc_id", "collection", "content_hash", "title", "source", "media_type"):
+        old.add_field(name, DataType.VARCHAR, max_length=1024)
+    for name in ("n_chars", "n_chunks", "version"):
+        old.add_field(name, DataType.INT64)
+    for name in ("created_at", "updated_at"):
+        old.add_field(name, DataType.DOUBLE)
+    old.add_field("titled", DataType.BOOL)
+    old.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
+    params = index.client.prepare_index_params()
+    params.add_index("placeholder", index_type="FLAT", metric_type="L2")
+    index.client.create_collection("ragpause_documents", schema=old, index_params=params)
+    index.client.insert(
+        "ragpause_documents", [{k: v for k, v in r.items() if k not in ("row", "deleted")} for r in rows]
+    )
+    index.client.drop_collection(index._versions)
+    index.close()
+
+    reopened = MilvusIndex(uri, embedder)
+    try:
+        assert not reopened.client.has_collection("ragpause_documents")
+        assert reopened.text("q", "team-a") == EELS and reopened.get("q", "team-a").title == "Quintaro"
+        assert [p.doc_id for p in reopened.search("Where was Quintaro born?", 1, collections=["team-a"])] == ["q"]
+        assert reopened.add_documents([DocumentInput(MOVED, doc_id="q", collection="team-a")])[0].status == "replaced"
+        assert reopened.text("q", "team-a") == MOVED and reopened.chunk_count() == 1
+    finally:
+        reopened.close()
 
 
 def test_acknowledged_documents_survive_kill_9(tmp_path, embedder) -> None:

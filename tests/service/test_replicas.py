@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def test_a_document_uploaded_through_one_replica_is_cited_through_the_other(tmp_
                 wait_until(lambda: _healthy(url_b), "replica b", log_b)
                 urls = [url_a, url_b]
                 headers = {"Authorization": f"Bearer {KEY}"}
+                http = {"headers": headers, "timeout": 120}
                 made = httpx.post(
                     url_a + "/v1/documents",
                     json={"text": LIGHTHOUSE, "id": "drellish", "source": "https://example.org/drellish"},
@@ -93,6 +95,19 @@ def test_a_document_uploaded_through_one_replica_is_cited_through_the_other(tmp_
                 gone = httpx.delete(url_b + "/v1/documents/drellish", headers=headers)
                 assert gone.status_code == 200
                 assert httpx.get(url_a + "/v1/documents/drellish", headers=headers).status_code == 404
+                # Both replicas write one id at once, round after round: it always ends whole, as
+                # the last round's text of one of them (a round starts after the last one ended).
+                for round_ in range(5):
+                    texts = {url_a: _keeper_text(round_, 1), url_b: _keeper_text(round_, 40)}
+                    with ThreadPoolExecutor(2) as pool:
+                        posts = [
+                            pool.submit(httpx.post, url + "/v1/documents", json={"text": text, "id": "keeper"}, **http)
+                            for url, text in texts.items()
+                        ]
+                        assert [p.result().status_code for p in posts] == [201, 201]
+                    for url in urls:
+                        document = httpx.get(url + "/v1/documents/keeper", **http).json()
+                        assert document["text"] in texts.values() and document["chunks"] == _chunks_metric(url, http)
     assert len(urls) == 2
 
 
@@ -114,6 +129,19 @@ def _replica(tmp_path: Path, name: str, milvus_port: int, starter: Path) -> Iter
     log = tmp_path / f"{name}.log"
     with process([sys.executable, "-m", "service"], env, log):
         yield f"http://127.0.0.1:{port}", log
+
+
+def _keeper_text(round_: int, sentences: int) -> str:
+    """A text of its own for each round and writer, long enough for several chunks at 40 sentences."""
+    line = f"In round {round_} the keeper of the Drellish Lighthouse wrote {sentences} lines in the log book."
+    return " ".join([line] * sentences)
+
+
+def _chunks_metric(url: str, http: dict) -> int:
+    metrics = httpx.get(url + "/metrics", **http).text
+    return int(
+        float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("ragpause_index_chunks ")))
+    )
 
 
 def _listening(port: int) -> bool:
