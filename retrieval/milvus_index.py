@@ -365,7 +365,9 @@ class MilvusIndex:
         if mode in ("hybrid", "lexical"):
             # BM25 scores are positive; milvus-lite reports them negated, as distances.
             lexical = [(i, abs(s), e) for i, s, e in self._hits(query, "sparse", "BM25", depth, where)]
-        dense, lexical = self._current(dense), self._current(lexical)
+        current = self._current(dense + lexical)
+        dense = [(i, s) for i, s, _ in dense if i in current]
+        lexical = [(i, s) for i, s, _ in lexical if i in current]
         if mode == "hybrid":
             ranked = score_fusion([dense, lexical], weights=[self.dense_weight, 1.0 - self.dense_weight])[:k]
         else:
@@ -384,15 +386,16 @@ class MilvusIndex:
         )
         return [(int(h["id"]), float(h["distance"]), h["entity"]) for h in found[0]]
 
-    def _current(self, hits: list[tuple[int, float, dict]]) -> list[tuple[int, float]]:
-        """The hits whose chunks their document's row names (a write or delete in progress, or
-        cut short by a crash, leaves others for a moment or until that document is written again)."""
+    def _current(self, hits: list[tuple[int, float, dict]]) -> set[int]:
+        """The hits whose chunks are of their document's newest version, a tombstone aside (a
+        write or delete in progress, or cut short by a crash, leaves others for a moment or until
+        that document is written again). One query for the dense and the lexical hits together."""
         keys = sorted({e["doc_key"] for _, _, e in hits})
         if not keys:
-            return []
+            return set()
         newest = self._newest(one_of("key", keys), _NEWEST_FIELDS)
         versions = {key: row["version"] for key, row in newest.items() if not row["deleted"]}
-        return [(i, s) for i, s, e in hits if versions.get(e["doc_key"]) == e["version"]]
+        return {i for i, _, e in hits if versions.get(e["doc_key"]) == e["version"]}
 
     def _passages(self, ranked: list[tuple[int, float]], query_vector: np.ndarray) -> list[Passage]:
         if not ranked:
