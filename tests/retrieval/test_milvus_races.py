@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -105,25 +105,48 @@ def whole_or_gone(index: MilvusIndex, doc_id: str, texts: set[str], order: tuple
     return "deleted"
 
 
+def step_counts(first: MilvusIndex, second: MilvusIndex) -> tuple[int, int]:
+    """How many steps a write and a delete take: a probe document written, another deleted."""
+    n_write = steps(first.add_steps([DocumentInput(NEW_A, doc_id="probe")]))
+    seed(first, ["probe-delete"])
+    return n_write, steps(second.delete_steps("probe-delete"))
+
+
+def run_orders(
+    index: MilvusIndex,
+    all_orders: list[tuple[int, ...]],
+    runs_for: Callable[[str], list[Generator[None, None, Any]]],
+    outcome: Callable[[str, tuple[int, ...], list[Any]], str],
+) -> tuple[list[str], set[str]]:
+    """Each order on a document of its own (seeded with OLD): the documents, and the outcomes seen."""
+    ids = [f"doc-{n}" for n in range(len(all_orders))]
+    seed(index, ids)
+    outcomes = set()
+    for n, (doc_id, order) in enumerate(zip(ids, all_orders)):
+        sealed_now_and_then(index, n)
+        outcomes.add(outcome(doc_id, order, interleave(runs_for(doc_id), order)))
+    return ids, outcomes
+
+
 def test_two_writers_of_one_document_leave_it_whole_in_every_interleaving(replicas) -> None:
     first, second = replicas
-    n_steps = steps(first.add_steps([DocumentInput(NEW_A, doc_id="probe")]))
-    all_orders = list(orders(n_steps, n_steps))
-    ids = [f"doc-{n}" for n in range(len(all_orders))]
-    seed(first, ids)
-    winners = set()
-    for n, (doc_id, order) in enumerate(zip(ids, all_orders)):
-        sealed_now_and_then(first, n)
-        results = interleave(
-            [
-                first.add_steps([DocumentInput(NEW_A, doc_id=doc_id)]),
-                second.add_steps([DocumentInput(NEW_B, doc_id=doc_id)]),
-            ],
-            order,
-        )
+    n_write, _ = step_counts(first, second)
+    all_orders = list(orders(n_write, n_write))
+
+    def whole(doc_id: str, order: tuple[int, ...], results: list[Any]) -> str:
         assert [r[0].status for r in results] == ["replaced", "replaced"], order
-        winners.add(assert_whole(first, doc_id, {NEW_A, NEW_B}, order))
-    assert n_steps >= 4 and len(all_orders) == len(ids) >= 70
+        return assert_whole(first, doc_id, {NEW_A, NEW_B}, order)
+
+    ids, winners = run_orders(
+        first,
+        all_orders,
+        lambda doc_id: [
+            first.add_steps([DocumentInput(NEW_A, doc_id=doc_id)]),
+            second.add_steps([DocumentInput(NEW_B, doc_id=doc_id)]),
+        ],
+        whole,
+    )
+    assert n_write >= 4 and len(all_orders) >= 70
     assert winners == {NEW_A, NEW_B}  # both orders of commit were among the interleavings
     # Nothing else anywhere: every document's chunks are its current version's.
     assert first.chunk_count() == sum(r.n_chunks for r in first.list(limit=10_000)) and first.count() == len(ids) + 1
@@ -135,17 +158,13 @@ def test_two_writers_of_one_document_leave_it_whole_in_every_interleaving(replic
 
 def test_a_delete_and_a_write_at_once_leave_the_document_whole_or_gone(replicas) -> None:
     first, second = replicas
-    n_write = steps(first.add_steps([DocumentInput(NEW_A, doc_id="probe")]))
-    seed(first, ["probe-delete"])
-    n_delete = steps(second.delete_steps("probe-delete"))
-    all_orders = list(orders(n_write, n_delete))
-    ids = [f"doc-{n}" for n in range(len(all_orders))]
-    seed(first, ids)
-    outcomes = set()
-    for n, (doc_id, order) in enumerate(zip(ids, all_orders)):
-        sealed_now_and_then(first, n)
-        interleave([first.add_steps([DocumentInput(NEW_A, doc_id=doc_id)]), second.delete_steps(doc_id)], order)
-        outcomes.add(whole_or_gone(first, doc_id, {NEW_A}, order))
+    n_write, n_delete = step_counts(first, second)
+    ids, outcomes = run_orders(
+        first,
+        list(orders(n_write, n_delete)),
+        lambda doc_id: [first.add_steps([DocumentInput(NEW_A, doc_id=doc_id)]), second.delete_steps(doc_id)],
+        lambda doc_id, order, _: whole_or_gone(first, doc_id, {NEW_A}, order),
+    )
     assert n_delete >= 3 and outcomes == {"deleted", NEW_A}
     gone = [i for i in ids if first.get(i) is None]
     assert first.count() == len(ids) - len(gone) + 1  # and the probe written (the other was deleted)
@@ -159,25 +178,21 @@ def test_two_writers_and_a_delete_leave_the_document_whole_or_gone(replicas) -> 
     tombstone, then 60 drawn at random (seeded). A delete that only removed rows would lose the
     race where one writer's older version commits after the newer version and the delete."""
     first, second = replicas
-    n_write = steps(first.add_steps([DocumentInput(NEW_A, doc_id="probe")]))
-    seed(first, ["probe-delete"])
-    n_delete = steps(second.delete_steps("probe-delete"))
+    n_write, n_delete = step_counts(first, second)
     moves = [0] * n_write + [1] * n_write + [2] * n_delete
     # Writer 0 encodes and inserts its chunks; writer 1 and the delete run through; writer 0 ends.
     rng = random.Random(16)
     all_orders = [(0, 0, *[1] * n_write, *[2] * n_delete, *[0] * (n_write - 2))]
     all_orders += [tuple(rng.sample(moves, len(moves))) for _ in range(60)]
-    ids = [f"doc-{n}" for n in range(len(all_orders))]
-    seed(first, ids)
-    outcomes = set()
-    for n, (doc_id, order) in enumerate(zip(ids, all_orders)):
-        sealed_now_and_then(first, n)
-        runs = [
+    ids, outcomes = run_orders(
+        first,
+        all_orders,
+        lambda doc_id: [
             first.add_steps([DocumentInput(NEW_A, doc_id=doc_id)]),
             second.add_steps([DocumentInput(NEW_B, doc_id=doc_id)]),
             second.delete_steps(doc_id),
-        ]
-        interleave(runs, order)
-        outcomes.add(whole_or_gone(first, doc_id, {NEW_A, NEW_B}, order))
+        ],
+        lambda doc_id, order, _: whole_or_gone(first, doc_id, {NEW_A, NEW_B}, order),
+    )
     assert first.get(ids[0]) is None  # the scripted order: the delete came after the newest write
     assert outcomes == {"deleted", NEW_A, NEW_B}
