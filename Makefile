@@ -55,6 +55,7 @@ bench: setup
 		bench/cpu_view/as-avx2 $(PY) bench/indexing.py --out bench/results/indexing-avx2.json; fi
 	$(PY) bench/system_prompt.py
 	$(PY) bench/search.py
+	$(PY) bench/gc_pauses.py
 	$(PY) bench/retrieval_quality.py
 	$(PY) bench/evidence_format.py
 	$(PY) bench/answer_quality.py
