@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from bench.machine import machine_report
-from bench.msmarco import load
-from retrieval.ingest_plan import DocumentInput
+from bench.msmarco import as_documents, load
 
 
 class FullCollections:
@@ -70,7 +69,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gc_pauses.json")
     args = parser.parse_args()
     corpus, queries, _ = load()
-    documents = [DocumentInput(d["text"], "", f"m:{d['_id']}", d["_id"]) for d in corpus]
+    documents = as_documents(corpus)
     texts = list(queries.values())
     texts = (texts * (args.searches // len(texts) + 1))[: args.searches]
     report: dict = {"benchmark": "gc_pauses", "machine": machine_report(), "threads": os.cpu_count(), "indexes": {}}

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from bench.machine import machine_report
-from bench.msmarco import load
+from bench.msmarco import as_documents, load
 from retrieval.chunking import chunk_text
 from retrieval.document_index import DocumentIndex, DocumentInput
 from retrieval.embedder import Embedder, default_embedder_path
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "indexing.json")
     args = parser.parse_args()
     corpus, _, _ = load()
-    docs = [DocumentInput(d["text"], "", f"msmarco:{d['_id']}", d["_id"]) for d in corpus[: args.docs]]
+    docs = as_documents(corpus[: args.docs])
     chunks = [c.text for d in docs for c in chunk_text(d.text.strip())]
 
     from sentence_transformers import SentenceTransformer

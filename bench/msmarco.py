@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from retrieval.ingest_plan import DocumentInput
+
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "msmarco"
 # The 5,000 passages that answer-quality benchmarks mix their documents into, as distractors.
 CORPUS = DATA / "corpus.jsonl"
@@ -25,6 +27,11 @@ def load(data: Path = DATA) -> tuple[list[dict], dict[str, str], dict[str, dict[
         if len(parts) == 3 and parts[2].strip().isdigit():
             qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
     return corpus, {q: t for q, t in queries.items() if q in qrels}, qrels
+
+
+def as_documents(corpus: list[dict]) -> list[DocumentInput]:
+    """The passages as the index is given them: each under its MS MARCO id (titles are empty)."""
+    return [DocumentInput(d["text"], d.get("title", ""), f"msmarco:{d['_id']}", d["_id"]) for d in corpus]
 
 
 def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import machine_report
-from bench.msmarco import load
+from bench.msmarco import as_documents, load
 from retrieval.document_index import DocumentIndex, DocumentInput
 from retrieval.embedder import Embedder
 
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "reembedding.json")
     args = parser.parse_args()
     corpus, queries, _ = load()
-    docs = [DocumentInput(d["text"], "", f"msmarco:{d['_id']}", d["_id"]) for d in corpus[: args.docs]]
+    docs = as_documents(corpus[: args.docs])
     embedders = {b: Embedder(backend=b, cache_root=CACHE) for b in ("onnx-int8", "onnx")}
     paces = {
         "background (batch 16, 0.05 s pause)": {},

@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import machine_report
-from bench.msmarco import load, ndcg_at, recall_at
-from retrieval.document_index import DocumentIndex, DocumentInput
+from bench.msmarco import as_documents, load, ndcg_at, recall_at
+from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
 from scripts.evaluation import SQUAD, SQUAD_SPLITS, read_jsonl, squad_documents
 
@@ -46,9 +46,7 @@ def main() -> None:
         cache = Path(__file__).resolve().parent.parent / "index_data" / "embedders"
         index = DocumentIndex(Path(tmp), Embedder(cache_root=cache))
         start = time.perf_counter()
-        results = index.add_documents(
-            [DocumentInput(d["text"], d.get("title", ""), f"msmarco:{d['_id']}", d["_id"]) for d in corpus]
-        )
+        results = index.add_documents(as_documents(corpus))
         index_seconds = time.perf_counter() - start
         # A passage that repeats another's text is stored once; judge it under the kept id.
         alias = {d["_id"]: r.doc_id for d, r in zip(corpus, results)}

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from bench.machine import machine_report
-from bench.msmarco import load
-from retrieval.document_index import DocumentIndex, DocumentInput
+from bench.msmarco import as_documents, load
+from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
 from retrieval.faiss_index import VectorIndex
 from retrieval.milvus_index import MilvusIndex
@@ -100,7 +100,7 @@ def main() -> None:
     embedder = Embedder(cache_root=CACHE)
     report: dict = {"benchmark": "search", "machine": machine_report(), "threads": os.cpu_count(), "sizes": {}}
 
-    documents = [DocumentInput(d["text"], "", f"m:{d['_id']}", d["_id"]) for d in corpus]
+    documents = as_documents(corpus)
     texts = list(queries.values())
     with tempfile.TemporaryDirectory() as tmp:
         index = DocumentIndex(Path(tmp), embedder)

@@ -335,6 +335,10 @@ class DocumentIndex:
     def count(self, collections: list[str] | None = None) -> int:
         return self.store.count_documents(collections)
 
+    def page(self, limit: int, offset: int, collections: list[str] | None) -> tuple[list[DocumentRecord], int]:
+        """list() and count(): two indexed SQL queries."""
+        return self.list(limit, offset, collections), self.count(collections)
+
     def collections(self) -> list[tuple[str, int, int]]:
         """(name, documents, chunks) of every collection that holds a document."""
         return self.store.collections()

@@ -52,6 +52,11 @@ class KnowledgeIndex(Protocol):
 
     def count(self, collections: list[str] | None = None) -> int: ...
 
+    def page(self, limit: int, offset: int, collections: list[str] | None) -> tuple[list[DocumentRecord], int]:
+        """list() and count() at once: what GET /v1/documents shows (one read where the store
+        must read every row for either)."""
+        ...
+
     def collections(self) -> list[tuple[str, int, int]]:
         """(name, documents, chunks) of every collection that holds a document, by name."""
         ...

@@ -86,7 +86,7 @@ _DOCUMENT_FIELDS = [
 ]
 _NEWEST_FIELDS = ["row", "key", "version", "deleted"]  # enough to tell a key's newest version
 _PASSAGE_FIELDS = ["doc_id", "collection", "title", "source", "text", "char_start", "char_end", "vector"]
-_ROWS_PER_CALL = 512  # inserts and upserts are cut so that no message nears gRPC's size limit
+_ROWS_PER_CALL = 512  # writes are cut so that no message nears gRPC's size limit
 _EPOCH_US = 1_577_836_800_000_000  # versions count microseconds from 2020: INT64 holds them until 2091
 _TAG_BITS = 12  # the low bits of a version: the writing process's tag, so two never write the same one
 
@@ -211,16 +211,16 @@ class MilvusIndex:
         the removal of what they supersede. A generator, so that tests can interleave two writers."""
         chunk_rows, version_rows = _rows(plan, vectors, newest, self._tag)
         _check_sizes(chunk_rows)
-        for start in range(0, len(chunk_rows), _ROWS_PER_CALL):
-            self.client.insert(self._chunks, chunk_rows[start : start + _ROWS_PER_CALL])
+        for rows in _slices(chunk_rows):
+            self.client.insert(self._chunks, rows)
         yield
         self._upsert_versions(version_rows)
         yield
         yield from self._drop_superseded(sorted({r["key"] for r in version_rows}))
 
     def _upsert_versions(self, rows: list[dict]) -> None:
-        for start in range(0, len(rows), _ROWS_PER_CALL):
-            self.client.upsert(self._versions, rows[start : start + _ROWS_PER_CALL])
+        for part in _slices(rows):
+            self.client.upsert(self._versions, part)
 
     def _drop_superseded(self, keys: list[str]) -> Iterator[None]:
         """Remove the rows and chunks of these documents older than their newest committed
@@ -232,10 +232,10 @@ class MilvusIndex:
         stale_chunks = [c["id"] for c in chunks if c["version"] < newest.get(c["doc_key"], c["version"])]
         stale_rows = [r["row"] for r in rows if r["version"] < newest[r["key"]]]
         yield
-        for start in range(0, len(stale_chunks), _ROWS_PER_CALL):
-            self.client.delete(self._chunks, ids=stale_chunks[start : start + _ROWS_PER_CALL])
-        for start in range(0, len(stale_rows), _ROWS_PER_CALL):
-            self.client.delete(self._versions, ids=stale_rows[start : start + _ROWS_PER_CALL])
+        for ids in _slices(stale_chunks):
+            self.client.delete(self._chunks, ids=ids)
+        for ids in _slices(stale_rows):
+            self.client.delete(self._versions, ids=ids)
 
     def add_paths(
         self,
@@ -301,12 +301,16 @@ class MilvusIndex:
     def list(self, limit: int = 100, offset: int = 0, collections: list[str] | None = None) -> list[DocumentRecord]:
         """Documents oldest first (ties in the order DocumentIndex gives), of these collections
         (None: all). Milvus cannot sort a query, so every matching row is read."""
+        return self.page(limit, offset, collections)[0]
+
+    def page(self, limit: int, offset: int, collections: list[str] | None) -> tuple[list[DocumentRecord], int]:
+        """list() and count() from one read of the version rows."""
         where = _in_collections(collections)
         if where is None:
-            return []
+            return [], 0
         records = [_record(r) for r in self._documents(where, _DOCUMENT_FIELDS)]
         records.sort(key=lambda r: (r.created_at, stored_id(r.collection, r.id)))
-        return records[offset : offset + limit]
+        return records[offset : offset + limit], len(records)
 
     def count(self, collections: list[str] | None = None) -> int:
         """Documents of these collections (None: all). Every version row is read, as list()
@@ -422,7 +426,7 @@ class MilvusIndex:
     # --- Milvus helpers --------------------------------------------------------------------
     def _document(self, key: str) -> dict | None:
         """The newest version row of a document, None when there is none or it is a tombstone."""
-        row = self._newest(f"key == {literal(key)}", _DOCUMENT_FIELDS).get(key)
+        row = self._newest(f"key == {literal(key)}").get(key)
         return None if row is None or row["deleted"] else row
 
     def _newest(self, where: str, fields: list[str] = _DOCUMENT_FIELDS) -> dict[str, dict]:
@@ -550,6 +554,12 @@ def _newest_of(rows: Iterable[dict]) -> dict[str, dict]:
         if seen is None or row["version"] > seen["version"]:
             newest[row["key"]] = row
     return newest
+
+
+def _slices(items: list) -> Iterator[list]:
+    """`items` in parts of at most _ROWS_PER_CALL, one Milvus call each."""
+    for start in range(0, len(items), _ROWS_PER_CALL):
+        yield items[start : start + _ROWS_PER_CALL]
 
 
 def _run(steps: Generator[None, None, Any]) -> Any:

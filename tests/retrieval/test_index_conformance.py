@@ -196,6 +196,8 @@ def test_collections_keep_their_documents_and_searches_apart(index) -> None:
     assert not index.delete("quintaro", "team-a")
     assert [r.collection for r in index.list(collections=["team-b"])] == ["team-b", "team-b"]
     assert index.count(["team-b"]) == 2 and index.count(["team-a"]) == 0 and index.count() == 2
+    first, total = index.page(1, 1, ["team-b"])
+    assert first == index.list(1, 1, ["team-b"]) and total == 2 and index.page(5, 0, ["team-a"]) == ([], 0)
     assert index.collections() == [("team-b", 2, 2)]
     with pytest.raises(ValueError, match="collection name"):
         index.add_documents([DocumentInput("text", collection="Team A")])

@@ -144,9 +144,7 @@ async def list_documents(
     collection: list[str] | None = Query(None, description="Only these collections (default: every readable one)."),
 ) -> DocumentList:
     scope = search_scope(principal, collection)
-    index = runtime.index
-    records = await asyncio.to_thread(index.list, limit, offset, scope)
-    total = await asyncio.to_thread(index.count, scope)
+    records, total = await asyncio.to_thread(runtime.index.page, limit, offset, scope)
     return DocumentList(data=[Document.of(r) for r in records], total=total)
 
 
