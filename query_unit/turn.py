@@ -7,6 +7,7 @@ and `check` on each content token while the answer is written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ from query_unit.content_words import ends_sentence, is_content_piece, refers_bac
 from query_unit.features import QuestionFeatures, SentenceState
 from query_unit.reader import Embed, read
 from query_unit.types import Evidence, FollowUp, Pause, QuestionSignals, TokenStep
-from retrieval.chunking import sentence_spans
+from retrieval.chunking import ends_in_abbreviation, sentence_spans
 from retrieval.types import Passage, Searcher, similarity
 
 
@@ -65,6 +66,7 @@ class BaseTurn:
         self.known_words: set[str] = set(words(self.subject))
         self.evidence_words: set[str] = set()  # the evidence's words that the question lacks
         self.partial = ""  # the word being written, piece by piece
+        self.end_pending = False  # the last token closed a sentence, unless the next one goes on
 
     # --- decisions a unit makes ----------------------------------------------------------
     def gate(self, features: QuestionFeatures) -> str | None:
@@ -100,6 +102,7 @@ class BaseTurn:
         return max((similarity(p) for p in found), default=0.0)
 
     def observe(self, step: TokenStep) -> Pause | None:
+        self._confirm_sentence_end(step.text)
         content = is_content_piece(step.text)
         word = self._extend_word(step.text)
         grounded = any(known.startswith(word) for known in self.known_words) if word else True
@@ -127,9 +130,24 @@ class BaseTurn:
         self.position += 1
         self.sentence.update(step)
         if ends_sentence(step.text):
+            self.end_pending = True
+            if step.text[-1:].isspace():  # ".\n": the token shows the end itself
+                self._confirm_sentence_end(step.text[-1])
+        return None
+
+    def _confirm_sentence_end(self, piece: str) -> None:
+        """A sentence ends only once the next token shows it: "61." followed by "1%" goes on, so
+        does "the U.S." followed by " Army"; whitespace and a new sentence's word end it."""
+        if not self.end_pending:
+            return
+        if piece.strip() and not piece.strip(CLOSING):
+            return  # a closing quote or bracket: the end is still to be shown
+        self.end_pending = False
+        written = "".join(self.pieces)
+        next_word = re.match(r"\s*(\w*)", piece)
+        if piece[:1].isspace() and not ends_in_abbreviation(written, next_word.group(1) if next_word else ""):
             self.sentence_start = len(self.pieces)
             self.sentence.reset()
-        return None
 
     def gather(self, pause: Pause) -> Evidence:
         self.searches += 1
@@ -176,6 +194,7 @@ class BaseTurn:
     def resumed(self, kept_tokens: int) -> None:
         # The answer goes on in a new segment; the kept draft is no longer rewritable.
         self.pieces, self.sure, self.sentence_start, self.partial = [], [], 0, ""
+        self.end_pending = False
         self.sentence.reset()
 
     # --- helpers ---------------------------------------------------------------------------
@@ -225,6 +244,9 @@ class BaseTurn:
             kept.append(passage)
             used += cost
         return kept
+
+
+CLOSING = "\"')]”’"
 
 
 def _key(passage: Passage) -> tuple[str, int]:

@@ -13,6 +13,14 @@ from dataclasses import dataclass
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st jr sr vs etc e.g i.e no fig inc ltd co corp mt ft approx dept est gen gov sgt col".split()
 )
+# Letters with dots between them: U.S., e.g., a.m., Ph.D.
+_DOTTED = re.compile(r"(?:[A-Za-z]{1,2}\.)+[A-Za-z]{1,2}\.?")
+# Words that begin sentences far more often than they follow an abbreviation ("… in the U.S. The
+# company …"): after a dotted abbreviation only they start a new sentence ("the U.S. Army" goes on).
+_STARTERS = frozenset(
+    "the a an it its this that these those there they he she we i in on at after before but however "
+    "his her their our when while as if since during by for from with".split()
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n{2,}|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
 
 
@@ -23,14 +31,33 @@ class Chunk:
     end: int
 
 
+def ends_in_abbreviation(text: str, next_word: str = "") -> bool:
+    """Whether the full stop that ends `text` belongs to an abbreviation or an initial ("Dr.",
+    "J.", "e.g.", "U.S.") rather than ending a sentence; `next_word` is the word after it."""
+    before = text.rstrip("\"')]").split()
+    if not before or not before[-1].endswith("."):
+        return False
+    word = before[-1].lstrip("\"'([")
+    last = word.rstrip(".").lower()
+    if last in _ABBREVIATIONS or len(last) == 1:
+        return True  # "Dr. Quintaro", "J. Smith"
+    if _DOTTED.fullmatch(word) and word.count(".") >= 2:
+        return next_word.lower() not in _STARTERS
+    return False
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, whitespace trimmed."""
+    """(start, end) of each sentence, whitespace trimmed. A sentence ends at a terminal mark
+    followed by whitespace, never inside a number (61.1%, 3.11), an abbreviation (U.S., e.g.,
+    Dr.) or a URL, and not where the next word goes on in lowercase ('"Why?" she asked')."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
-        before = text[start : match.start()].rstrip("\"')]").split()
-        last = before[-1].rstrip(".").lower() if before else ""
-        if text[match.start() - 1 : match.start()] == "." and (last in _ABBREVIATIONS or len(last) == 1):
-            continue  # "Dr. Quintaro", "J. Smith": not the end of a sentence
+        following = re.match(r"[\"'(\[]*(\w*)", text[match.end() :])
+        next_word = following.group(1) if following else ""
+        if text[match.start() - 1 : match.start()] == "." and ends_in_abbreviation(
+            text[start : match.start()], next_word
+        ):
+            continue
         if "\n" not in match.group() and text[match.end() : match.end() + 1].islower():
             continue  # '"Why?" she asked': the sentence goes on
         spans.append((start, match.start()))

@@ -11,8 +11,11 @@ import re
 from collections.abc import Sequence
 
 from query_unit.content_words import FUNCTION_WORDS, words
+from retrieval.chunking import ends_in_abbreviation
+from retrieval.types import Passage
 
-_TERMINAL = re.compile(r"[.!?](?=[\"')\]]*\s*$)")
+# The sentence's closing marks ("...", "?!" as one), before any closing quotes or brackets.
+_TERMINAL = re.compile(r"(?:\.{3}|…|[.!?]+)(?=[\"')\]]*\s*$)")
 
 
 class Citer:
@@ -32,14 +35,15 @@ class Citer:
 
 
 def mark(sentence: str, numbers: Sequence[int]) -> str:
-    """The sentence with `[1][2]` before its final punctuation (or at its end)."""
+    """The sentence with `[1][2]` before its final punctuation (or at its end, after a closing
+    abbreviation)."""
     if not numbers:
         return sentence
     marker = "".join(f"[{n}]" for n in numbers)
     body = sentence.rstrip()
     trailing = sentence[len(body) :]
     found = _TERMINAL.search(body)
-    if found:
+    if found and not ends_in_abbreviation(body):  # "in the U.S. [1]", never "U.S [1]."
         return f"{body[: found.start()]} {marker}{body[found.start() :]}{trailing}"
     return f"{body} {marker}{trailing}"
 
@@ -59,10 +63,24 @@ def strip_citations(text: str) -> str:
     return _MARKERS.sub("", _LIST.sub("", text))
 
 
-def source_list(titles: Sequence[tuple[str, str]]) -> str:
-    """The closing list: one line per source, `[n] title (where it came from)`."""
-    lines = [
-        f"[{n}] {title or source} ({source})" if title and title != source else f"[{n}] {source}"
-        for n, (title, source) in enumerate(titles, start=1)
-    ]
+def source_name(passage: Passage) -> str:
+    """What identifies a source to a reader: its title with the file or URL it came from, the
+    title alone when nothing else names it (a JSON upload), the collection where that is all
+    that tells two such titles apart, never an empty "()"."""
+    title, source = passage.title.strip(), passage.source.strip()
+    if title and source and title != source:
+        return f"{title} ({source})"
+    if title or source:
+        named = title or source
+        return (
+            named
+            if passage.collection == "default" or not passage.doc_id
+            else f"{named} (collection {passage.collection})"
+        )
+    return f"document {passage.doc_id}" if passage.doc_id else "untitled"
+
+
+def source_list(passages: Sequence[Passage]) -> str:
+    """The closing list: one line per source, `[n] what identifies it`."""
+    lines = [f"[{n}] {source_name(p)}" for n, p in enumerate(passages, start=1)]
     return "\n\nSources:\n" + "\n".join(lines) if lines else ""

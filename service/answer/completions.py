@@ -98,30 +98,48 @@ class CompletionBuilder:
         self.segment_started = False  # the current segment has put text in `content`
         self.sent_role = False
         self.tail = ""  # text released when the answer ends
+        self.held = ""  # released text of a sentence not yet known to be whole: cited once it is
 
     # --- final text: released when no pause can take it back ---------------------------
-    def _release(self, upto: int) -> str:
-        """Move the segment's text up to token `upto` into the content, citing its sentences."""
+    def _release(self, upto: int, final: bool = False) -> str:
+        """Move the segment's text up to token `upto` towards the content, citing its sentences.
+        Once sources are in play a sentence is sent only when it is whole: when the text after
+        it (the draft beyond `upto`) shows that it ended, or at `final`; so no marker ever
+        lands inside "61.1%" or "U.S."."""
         text = "".join(self.pending[self.released : upto])
         self.released = max(self.released, upto)
-        if not text:
+        if text and not self.segment_started:  # joined to the text before the evidence as the loop joins it
+            before = self.content + self.held
+            text = join_text(before, text)[len(before) :]
+        if text:
+            self.segment_started = True
+        if not self.citer.sources:
+            self.content += text
+            return text
+        self.held += text
+        lookahead = "" if final else "".join(self.pending[self.released :])
+        spans = sentence_spans(self.held + lookahead)
+        # A sentence is whole once another one starts after it; at `final` everything is.
+        whole = [span for span, after in zip(spans, spans[1:]) if span[1] <= len(self.held) and after[0] > span[1]]
+        if final and self.held:
+            whole = [span for span in spans if span[0] < len(self.held)]
+        if not whole:
             return ""
-        if not self.segment_started:  # joined to the text before the evidence as the loop joins it
-            text = join_text(self.content, text)[len(self.content) :]
-        self.segment_started = True
-        if self.citer.sources:
-            pieces, last = [], 0
-            for start, end in sentence_spans(text):
-                pieces.append(text[last:start])
-                pieces.append(mark(text[start:end], self.citer.cite(text[start:end])))
-                last = end
-            text = "".join(pieces) + text[last:]
-        self.content += text
-        return text
+        upto_char = len(self.held) if final else whole[-1][1]
+        pieces, last = [], 0
+        for start, end in whole:
+            pieces.append(self.held[last:start])
+            pieces.append(mark(self.held[start:end], self.citer.cite(self.held[start:end])))
+            last = end
+        pieces.append(self.held[last:upto_char])
+        self.held = self.held[upto_char:]
+        released = "".join(pieces)
+        self.content += released
+        return released
 
     def _new_segment(self, kept: int) -> str:
         del self.pending[kept:]
-        text = self._release(len(self.pending))
+        text = self._release(len(self.pending), final=True)
         self.pending, self.released, self.segment_started = [], 0, False
         return text
 
@@ -147,7 +165,7 @@ class CompletionBuilder:
                 chunk.choices[0].logprobs = ChoiceLogprobs(content=[entry])
             return chunk
         if isinstance(event, NoticeEvent):
-            text = self._release(len(self.pending)) + event.text
+            text = self._release(len(self.pending), final=True) + event.text
             self.content += event.text
             return self._chunk(self._delta(text), draft=event.text)
         if isinstance(event, PauseEvent):
@@ -169,8 +187,8 @@ class CompletionBuilder:
             return self._chunk(self._delta(text), resume=resume)
         if isinstance(event, DoneEvent):
             self.done = event
-            self.tail = self._release(len(self.pending))
-            listing = source_list([(p.title, p.source) for p in self.passages])
+            self.tail = self._release(len(self.pending), final=True)
+            listing = source_list(self.passages)
             self.tail += listing
             self.content += listing
             return None

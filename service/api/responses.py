@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from retrieval.reembedding import Progress
 from retrieval.store import DocumentRecord
 from retrieval.types import Passage
+from service.answer.citations import source_name
 from service.runtime.ingestion import IngestionJob
 
 
@@ -50,6 +51,7 @@ class Source(BaseModel):
     id: int
     title: str
     source: str
+    name: str = Field(description="What identifies it, as the answer's source list names it.")
     score: float
     text: str
     document_id: str | None = extra("The local document it is part of (web results have none).")
@@ -64,6 +66,7 @@ class Source(BaseModel):
             id=number,
             title=passage.title,
             source=passage.source,
+            name=source_name(passage),
             score=round(passage.score, 4),
             text=passage.text,
             document_id=passage.doc_id if local else None,

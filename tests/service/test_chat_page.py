@@ -226,6 +226,10 @@ def test_conversations_survive_a_reload_reopen_export_and_delete(base_url) -> No
             ("user", "When was it built?"),
         ]
         assert sent[0]["messages"][1]["role"] == "assistant" and answer in sent[0]["messages"][1]["content"]
+        # The document came as JSON text with a title and no file name: every place names it the
+        # same way, by its title, never with an empty "()".
+        assert sent[0]["messages"][1]["content"].endswith(f"\n\nSources:\n[1] {TITLE}")
+        expect(page.locator(".turn .sources li").first).to_have_text(f"[1] {TITLE}")
 
         # Exported as Markdown: the question, the answer and its source with the passage.
         with page.expect_download() as download:
