@@ -79,7 +79,7 @@ class Printer:
         if sources:
             self.out.write("\n" + self.style("Sources:", DIM) + "\n")
             for s in sources:
-                self.out.write(self.style(f"  [{s['id']}] {s['title'] or s['source']} ({s['source']})", DIM) + "\n")
+                self.out.write(self.style(f"  [{s['id']}] {s.get('name') or s['title'] or s['source']}", DIM) + "\n")
 
 
 def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:

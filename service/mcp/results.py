@@ -18,8 +18,8 @@ class SearchOutput(BaseModel):
         if not self.passages:
             return f"No passages found for {self.query!r}."
         blocks = [
-            f"[{n}] {p.title or p.source} ({p.source}; document {p.document_id!r} in {p.collection!r}, "
-            f"score {p.score:.3f})\n{p.text}"
+            f"[{n}] {p.title or p.source or 'untitled'} ({p.source + '; ' if p.source else ''}"
+            f"document {p.document_id!r} in {p.collection!r}, score {p.score:.3f})\n{p.text}"
             for n, p in enumerate(self.passages, start=1)
         ]
         return "\n\n".join(blocks)
