@@ -21,7 +21,7 @@ from retrieval import ingest_plan
 from retrieval.embedder import Embedder
 from retrieval.embedder_spec import EmbedderSpec, spec_of
 from retrieval.faiss_index import VectorIndex
-from retrieval.fusion import DENSE_WEIGHT, score_fusion
+from retrieval.fusion import Fusion, adaptive_fusion
 from retrieval.index_protocol import CollectionSearcher, SearchMode
 from retrieval.ingest_plan import (
     DocumentInput,
@@ -56,7 +56,7 @@ class DocumentIndex:
         embedder: Embedder,
         hnsw_threshold: int = 50_000,
         chunk_words: int = 150,
-        dense_weight: float = DENSE_WEIGHT,
+        fusion: Fusion = adaptive_fusion,
         reembed_batch: int = 16,
         reembed_pause_s: float = 0.05,
         reembed_in_background: bool = True,
@@ -68,8 +68,8 @@ class DocumentIndex:
         self.embedder = embedder
         self._spec = spec_of(embedder)
         self.chunk_words = chunk_words
-        # The dense share of the fused score (retrieval/fusion.py says how it was chosen).
-        self.dense_weight = dense_weight
+        # Dense and lexical rankings into one hybrid ranking (retrieval/fusion.py says how).
+        self.fusion = fusion
         self.store = Store(self.data_dir / "index.sqlite3")
         self._vector_path = self.data_dir / "vectors.faiss"
         self._hnsw_threshold = hnsw_threshold
@@ -389,7 +389,7 @@ class DocumentIndex:
             self._refresh_lexical()
             lexical = self._lexical.search(query, depth, allowed=allowed)
         if mode == "hybrid":
-            ranked = score_fusion([dense, lexical], weights=[self.dense_weight, 1.0 - self.dense_weight])[:k]
+            ranked = self.fusion(dense, lexical)[:k]
         else:
             ranked = (dense or lexical)[:k]
         return self._passages(ranked, query_vector, vectors)

@@ -37,7 +37,7 @@ from retrieval import ingest_plan
 from retrieval.chunking import join_chunks
 from retrieval.embedder import Embedder
 from retrieval.embedder_spec import EmbedderSpec, spec_of
-from retrieval.fusion import DENSE_WEIGHT, score_fusion
+from retrieval.fusion import Fusion, adaptive_fusion
 from retrieval.index_protocol import CollectionSearcher, SearchMode
 from retrieval.ingest_plan import (
     COLLECTION_NAME,
@@ -105,14 +105,14 @@ class MilvusIndex:
         token: str | None = None,
         prefix: str = "ragpause",
         chunk_words: int = 150,
-        dense_weight: float = DENSE_WEIGHT,
+        fusion: Fusion = adaptive_fusion,
     ) -> None:
         """`uri`: a `.db` file for milvus-lite, or http(s)://host:19530 for a server (with
         `token` when it needs one). `prefix` names the two Milvus collections used."""
         self.uri = uri
         self.embedder = embedder
         self.chunk_words = chunk_words
-        self.dense_weight = dense_weight  # the dense share of the fused score, as in DocumentIndex
+        self.fusion = fusion  # the hybrid ranking, as DocumentIndex fuses it
         self._spec = spec_of(embedder)
         self._local = is_local(uri)
         if self._local:
@@ -373,7 +373,7 @@ class MilvusIndex:
         dense = [(i, s) for i, s, _ in dense if i in current]
         lexical = [(i, s) for i, s, _ in lexical if i in current]
         if mode == "hybrid":
-            ranked = score_fusion([dense, lexical], weights=[self.dense_weight, 1.0 - self.dense_weight])[:k]
+            ranked = self.fusion(dense, lexical)[:k]
         else:
             ranked = (dense or lexical)[:k]
         return self._passages(ranked, query_vector)

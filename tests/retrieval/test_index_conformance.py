@@ -13,6 +13,7 @@ import pytest
 
 from retrieval.document_index import DocumentIndex
 from retrieval.embedder import Embedder
+from retrieval.fusion import adaptive_fusion
 from retrieval.index_protocol import KnowledgeIndex
 from retrieval.ingest_plan import DocumentInput
 from retrieval.milvus_index import MilvusIndex
@@ -158,6 +159,33 @@ def test_lexical_half_finds_exact_codes(index) -> None:
     assert index.search("XK-4471-B", k=1, mode="hybrid")[0].source == "a"
     assert index.search("the and of", k=3, mode="lexical") == []  # stop words only: no lexical match
     assert index.search("   ", k=3) == []
+
+
+def add_notices(index: KnowledgeIndex) -> str:
+    """A dozen notices that all match the returned query, with BM25 scores a hair apart."""
+    index.add_paths([STARTER])
+    notices = [f"Harbour notice {n}: the {n}th quay opens at dawn{' today' * (n % 2)}." for n in range(12)]
+    index.add_documents([DocumentInput(text, source=f"n{n}") for n, text in enumerate(notices)])
+    return "harbour quay opens"
+
+
+def test_hybrid_search_is_the_shared_fusion_of_the_stores_own_two_lists(index) -> None:
+    # One rule on every store: its own dense and BM25 lists, fused by retrieval/fusion.py.
+    flat = add_notices(index)
+    for question in [q for q, _, _ in QUESTIONS] + [flat]:
+        dense = [(p.chunk_id, p.score) for p in index.search(question, k=50, mode="dense")]
+        lexical = [(p.chunk_id, p.score) for p in index.search(question, k=50, mode="lexical")]
+        expected = adaptive_fusion(dense, lexical)[:5]
+        hits = index.search(question, k=5, mode="hybrid")
+        assert [p.chunk_id for p in hits] == [i for i, _ in expected], question
+        assert [p.score for p in hits] == pytest.approx([s for _, s in expected]), question
+
+
+def test_a_query_that_many_chunks_match_alike_follows_dense_search(index) -> None:
+    # BM25 cannot tell the notices apart; min-max with a fixed 0.4 on it reordered dense's top 5.
+    flat = add_notices(index)
+    dense = [p.chunk_id for p in index.search(flat, k=5, mode="dense")]
+    assert [p.chunk_id for p in index.search(flat, k=5, mode="hybrid")] == dense
 
 
 def test_collections_keep_their_documents_and_searches_apart(index) -> None:
